@@ -1,0 +1,129 @@
+"""Pure functions from probabilities to verdicts: crop -> track -> file.
+
+Per crop, the ensemble probability is the sigmoid of the mean of the members'
+temperature-scaled logits (each member calibrated on its own validation set).
+Per track, a named strategy reduces the per-frame probabilities; per file, the
+most suspicious track decides, because one swapped face makes a video fake.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Verdict",
+    "ensemble_probability",
+    "confident_mean",
+    "plain_mean",
+    "STRATEGIES",
+    "track_probability",
+    "file_probability",
+    "decide",
+]
+
+
+class Verdict:
+    """The five answers. Plain strings so they serialise as themselves."""
+
+    FAKE = "FAKE"
+    REAL = "REAL"
+    UNCERTAIN = "UNCERTAIN"
+    NO_FACE = "NO_FACE"
+    ERROR = "ERROR"
+    ALL = (FAKE, REAL, UNCERTAIN, NO_FACE, ERROR)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def ensemble_probability(member_probs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
+                         weights: Sequence[float] | None = None) -> np.ndarray:
+    """Combine calibrated per-member probabilities, each (N,), into (N,).
+
+    Averages in logit space: a member that is sure (0.99) moves the result more
+    than one that is near 0.5, and equal calibrated members stay calibrated.
+    """
+    arrays = list(member_probs.values()) if isinstance(member_probs, Mapping) else list(member_probs)
+    if not arrays:
+        raise ValueError("no member probabilities to combine")
+    z = np.stack([_logit(a) for a in arrays])
+    w = np.ones(len(arrays)) if weights is None else np.asarray(weights, dtype=np.float64)
+    mean = np.tensordot(w / w.sum(), z, axes=1)
+    return (1.0 / (1.0 + np.exp(-mean))).astype(np.float64)
+
+
+def confident_mean(probs: Sequence[float], high: float = 0.8, low: float = 0.2,
+                   min_high_frac: float = 0.4, min_low_frac: float = 0.9) -> float:
+    """The DFDC winner's "confident" rule, with its counts made proportional.
+
+    If at least ``min_high_frac`` of the frames are confidently fake (> high),
+    return the mean of those: a face swap often shows only in some frames (pose,
+    blur, occlusion hide it in others) and a plain mean would dilute it. Else,
+    if nearly all frames (``min_low_frac``) are confidently real, return the
+    mean of those; otherwise the plain mean. It scored best among simple rules
+    on the DFDC private set (log-loss 0.428) and needs no fitting.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("no probabilities to aggregate")
+    hi = p[p > high]
+    if hi.size >= max(1, np.ceil(min_high_frac * p.size)):
+        return float(hi.mean())
+    lo = p[p < low]
+    if lo.size >= max(1, np.ceil(min_low_frac * p.size)):
+        return float(lo.mean())
+    return float(p.mean())
+
+
+def plain_mean(probs: Sequence[float]) -> float:
+    """Mean over frames."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("no probabilities to aggregate")
+    return float(p.mean())
+
+
+STRATEGIES: dict[str, Callable[[Sequence[float]], float]] = {
+    "confident": confident_mean,
+    "mean": plain_mean,
+    "median": lambda p: float(np.median(np.asarray(p, dtype=np.float64))),
+}
+
+
+def track_probability(probs: Sequence[float], strategy: str = "confident") -> float:
+    """One face's fake probability over its frames, by a named strategy."""
+    try:
+        fn = STRATEGIES[strategy]
+    except KeyError:
+        raise ValueError(f"unknown aggregation {strategy!r}; choose from {', '.join(STRATEGIES)}") from None
+    return fn(probs)
+
+
+def file_probability(track_probs: Sequence[float]) -> float | None:
+    """The file's fake probability: its most suspicious face (None if no face)."""
+    return max(track_probs) if len(track_probs) else None
+
+
+def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
+           member_probs: Mapping[str, float] | None = None, disagreement: float = 0.6) -> tuple[str, str]:
+    """Verdict and a one-line reason for a fake probability.
+
+    ``prob`` within ``band`` of ``threshold`` -> UNCERTAIN; so is a call the
+    members disagree on by more than ``disagreement``.
+    """
+    if prob is None:
+        return Verdict.NO_FACE, "no face was found, so nothing could be judged (this is not a REAL verdict)"
+    lo, hi = max(0.0, threshold - band), min(1.0, threshold + band)
+    if member_probs and len(member_probs) > 1:
+        vals = list(member_probs.values())
+        if max(vals) - min(vals) > disagreement:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in member_probs.items())
+            return Verdict.UNCERTAIN, f"the models disagree ({parts}); treat this as unresolved"
+    if prob >= hi:
+        return Verdict.FAKE, f"fake probability {prob:.2f} is above {hi:.2f} (threshold {threshold:.2f})"
+    if prob <= lo:
+        return Verdict.REAL, f"fake probability {prob:.2f} is below {lo:.2f} (threshold {threshold:.2f})"
+    return Verdict.UNCERTAIN, f"fake probability {prob:.2f} is within the uncertain band {lo:.2f}-{hi:.2f}"

@@ -1,0 +1,129 @@
+"""Frozen settings in one place: model specs, thresholds and input limits.
+
+A model's preprocessing (input size, mean/std, interpolation, crop margin) lives
+in its :class:`ModelSpec`. The defaults here describe the architectures the
+project trains; the model card shipped next to each weights file overrides
+them, so inference and training always read the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+__all__ = [
+    "ModelSpec",
+    "MODEL_SPECS",
+    "Limits",
+    "LIMITS",
+    "DetectorSettings",
+    "DETECTOR",
+    "DecisionSettings",
+    "DECISION",
+    "WEIGHTS_ENV",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "spec_from_card",
+]
+
+WEIGHTS_ENV = "DEEPFAKE_DEMO_WEIGHTS"
+"""Environment variable naming a weights directory or a Hugging Face Hub repo id."""
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How one ensemble member is built and fed.
+
+    ``crop_margin`` is the fraction of the detected face box's longer side added
+    around it (half on each side) before the square crop is resized to
+    ``input_size`` x ``input_size``.
+    """
+
+    arch: str
+    input_size: int
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    interpolation: str = "bicubic"
+    crop_margin: float = 0.3
+    temperature: float = 1.0
+    threshold: float = 0.5
+
+    def with_card(self, card: Mapping[str, Any]) -> "ModelSpec":
+        """Return this spec with any preprocessing/calibration fields the card sets."""
+        keys = {f for f in self.__dataclass_fields__}
+        updates = {k: card[k] for k in keys if k in card}
+        for k in ("mean", "std"):
+            if k in updates:
+                updates[k] = tuple(float(v) for v in updates[k])
+        return replace(self, **updates)
+
+
+# timm arch name -> spec. One Xception-family and one EfficientNet-family model.
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "legacy_xception": ModelSpec(arch="legacy_xception", input_size=299),
+    "efficientnet_b0": ModelSpec(
+        arch="efficientnet_b0",
+        input_size=224,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+    ),
+}
+
+
+def spec_from_card(card: Mapping[str, Any]) -> ModelSpec:
+    """Build a spec from a model card: the card's fields over the arch's defaults."""
+    arch = str(card["arch"])
+    base = MODEL_SPECS.get(arch) or ModelSpec(arch=arch, input_size=int(card["input_size"]))
+    return base.with_card(card)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Inputs beyond these are refused with a message, before any heavy work."""
+
+    max_file_mb: float = 1024.0
+    max_image_pixels: int = 50_000_000
+    min_image_side: int = 32
+    max_video_side: int = 4096
+    max_video_duration_s: float = 15 * 60.0
+    max_video_frames: int = 60 * 60 * 60  # one hour at 60 fps
+    max_frames_analyzed: int = 256
+
+
+LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Face detection: MTCNN runs on frames whose longer side is at most
+    ``detect_max_side`` pixels; boxes are mapped back to full resolution."""
+
+    detect_max_side: int = 640
+    mtcnn_min_face_size: int = 20  # at detection resolution
+    min_face_px: int = 40  # shorter box side at full resolution
+    min_face_prob: float = 0.92
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    track_iou: float = 0.2
+    track_center_frac: float = 0.6  # centre distance / box size still counted as the same face
+    min_track_frac: float = 0.1  # a track must appear in this share of analysed frames
+    max_faces_per_frame: int = 16
+
+
+DETECTOR = DetectorSettings()
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """From probabilities to verdicts. ``uncertain_band`` is the half-width of
+    the band around the threshold whose scores are called UNCERTAIN."""
+
+    threshold: float = 0.5
+    uncertain_band: float = 0.15
+    aggregation: str = "confident"
+    disagreement: float = 0.6  # per-model probabilities this far apart -> UNCERTAIN
+    default_frames: int = 32
+
+
+DECISION = DecisionSettings()

@@ -1,0 +1,289 @@
+"""Build the timm ensemble from model cards, load safetensors weights from a
+local directory or the Hugging Face Hub, and score face crops with a Grad-CAM
+map from the same forward pass."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .config import WEIGHTS_ENV, ModelSpec, spec_from_card
+
+__all__ = [
+    "NoWeightsError",
+    "WeightsError",
+    "ModelCard",
+    "MemberOutput",
+    "Ensemble",
+    "DEFAULT_WEIGHTS_DIR",
+    "resolve_weights_dir",
+    "read_cards",
+    "sha256_file",
+    "build_model",
+    "load_ensemble",
+    "write_card",
+]
+
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+HOW_TO_GET_WEIGHTS = (
+    "train them with `python -m deepfake_demo.train` (see README, 'Training'), "
+    f"or point --weights / ${WEIGHTS_ENV} at a directory or Hugging Face Hub repo id that holds "
+    "*.safetensors files with their model cards (*.json)"
+)
+
+
+class NoWeightsError(RuntimeError):
+    """No trained weights were found where we looked."""
+
+
+class WeightsError(RuntimeError):
+    """Weights were found but cannot be trusted or loaded (bad card, hash mismatch)."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """One ensemble member as its card describes it."""
+
+    name: str
+    spec: ModelSpec
+    weights_path: Path
+    sha256: str
+    info: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def warning(self) -> str | None:
+        w = self.info.get("warning")
+        return str(w) if w else None
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_weights_dir(source: str | os.PathLike | None = None) -> Path:
+    """A local directory with the weights and cards.
+
+    ``source`` (or ``$DEEPFAKE_DEMO_WEIGHTS``, else ``weights/``) is a directory,
+    or a Hub repo id ``owner/name[@revision]`` fetched with
+    ``huggingface_hub.snapshot_download``, which honours ``HF_HOME`` /
+    ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE=1``.
+    """
+    src = str(source) if source else os.environ.get(WEIGHTS_ENV) or str(DEFAULT_WEIGHTS_DIR)
+    path = Path(src).expanduser()
+    if path.is_dir():
+        return path
+    repo, _, revision = src.partition("@")
+    if path.exists() or not _HUB_ID.match(repo):
+        raise NoWeightsError(f"weights directory not found: {src}; {HOW_TO_GET_WEIGHTS}")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(
+            snapshot_download(
+                repo_id=repo,
+                revision=revision or None,
+                allow_patterns=["*.safetensors", "*.json", "*.md"],
+            )
+        )
+    except LocalEntryNotFoundError:
+        raise NoWeightsError(
+            f"Hub repo {repo!r} is not in the local cache and the Hub cannot be reached "
+            "(offline mode or no network); download it once with network access"
+        ) from None
+    except (HfHubHTTPError, OSError, ValueError) as exc:
+        raise NoWeightsError(f"could not fetch weights from Hub repo {repo!r}: {exc}") from None
+
+
+def read_cards(weights_dir: str | os.PathLike, names: Sequence[str] | None = None) -> list[ModelCard]:
+    """Model cards (``*.json`` with an ``arch`` key) in a directory, sorted by name.
+    ``names`` selects members by card name or arch."""
+    d = Path(weights_dir)
+    cards: list[ModelCard] = []
+    for p in sorted(d.glob("*.json")):
+        try:
+            info = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise WeightsError(f"model card {p.name} is not valid JSON: {exc}") from None
+        if not isinstance(info, dict) or "arch" not in info:
+            continue
+        name = str(info.get("name") or p.stem)
+        if names and name not in names and info["arch"] not in names:
+            continue
+        wfile = d / str(info.get("weights_file") or f"{p.stem}.safetensors")
+        if not wfile.is_file():
+            raise NoWeightsError(f"model card {p.name} names {wfile.name}, which is missing; {HOW_TO_GET_WEIGHTS}")
+        if info.get("trained") is False:
+            raise WeightsError(f"{p.name} describes untrained weights; refusing to give verdicts from them")
+        try:
+            spec = spec_from_card(info)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WeightsError(f"model card {p.name} is incomplete: {exc}") from None
+        cards.append(ModelCard(name, spec, wfile, str(info.get("sha256", "")), info))
+    if not cards:
+        which = f" for {', '.join(names)}" if names else ""
+        raise NoWeightsError(f"no trained weights found in {d}{which}; {HOW_TO_GET_WEIGHTS}")
+    return cards
+
+
+def write_card(path: str | os.PathLike, spec: ModelSpec, weights_file: str | os.PathLike, **info: Any) -> dict:
+    """Write a JSON model card for ``weights_file`` (sha256 computed here)."""
+    w = Path(weights_file)
+    card = {
+        "name": Path(path).stem,
+        "arch": spec.arch,
+        "input_size": spec.input_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "interpolation": spec.interpolation,
+        "crop_margin": spec.crop_margin,
+        "temperature": spec.temperature,
+        "threshold": spec.threshold,
+        "weights_file": w.name,
+        "sha256": sha256_file(w),
+        **info,
+    }
+    Path(path).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def build_model(card: ModelCard, device: str = "cpu"):
+    """Create ``timm.create_model(arch, pretrained=False, num_classes=1)`` and load
+    the card's safetensors weights after checking their sha256. Never unpickles."""
+    import timm
+    import torch
+    from safetensors.torch import load_file
+
+    if card.sha256:
+        actual = sha256_file(card.weights_path)
+        if actual != card.sha256:
+            raise WeightsError(
+                f"{card.weights_path.name}: sha256 {actual[:12]}... does not match its card "
+                f"({card.sha256[:12]}...); the file is corrupt or not the one the card describes"
+            )
+    try:
+        model = timm.create_model(card.spec.arch, pretrained=False, num_classes=1)
+    except RuntimeError as exc:  # unknown arch
+        raise WeightsError(f"{card.name}: timm cannot build {card.spec.arch!r}: {exc}") from None
+    try:
+        state = load_file(str(card.weights_path), device="cpu")
+        model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise WeightsError(f"{card.weights_path.name} does not fit {card.spec.arch}: {str(exc)[:300]}") from None
+    model.eval().requires_grad_(False)
+    model = model.to(device=torch.device(device), memory_format=torch.channels_last)
+    return model
+
+
+@dataclass(frozen=True)
+class MemberOutput:
+    """One member's output for N crops: raw logits (N,), calibrated fake
+    probabilities (N,), and Grad-CAM maps (N, h, w) in [0, 1] at the member's
+    feature resolution (None when not asked for)."""
+
+    logits: np.ndarray
+    probs: np.ndarray
+    cams: np.ndarray | None = None
+
+
+class _Head:
+    """Factory for the module Grad-CAM sees: feature map -> identity (the CAM
+    target layer) -> the model's pooling + classifier. Backpropagating through
+    this reaches only the head, not the backbone."""
+
+    @staticmethod
+    def make(model):
+        import torch.nn as nn
+
+        class Head(nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.model = m
+                self.features = nn.Identity()
+
+            def forward(self, feats):
+                return self.model.forward_head(self.features(feats))
+
+        return Head(model)
+
+
+def _to_tensor(crops: np.ndarray, spec: ModelSpec, device):
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+class Ensemble:
+    """The loaded members. ``run`` scores crops that were cut to each member's spec."""
+
+    def __init__(self, cards: Sequence[ModelCard], models: Sequence[Any], device: str, source: Path):
+        self.cards = list(cards)
+        self.models = list(models)
+        self.device = device
+        self.source = source
+        self._heads = [_Head.make(m) for m in self.models]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.cards]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
+
+    def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int = 16) -> MemberOutput:
+        """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
+
+        The backbone runs without autograd; Grad-CAM (pytorch-grad-cam) sees only
+        the head, so the map costs one small backward through pool + linear.
+        """
+        import torch
+        from pytorch_grad_cam import GradCAM
+        from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
+
+        i = self.names.index(name)
+        card, model, head = self.cards[i], self.models[i], self._heads[i]
+        logits: list[np.ndarray] = []
+        cams: list[np.ndarray] = []
+        for start in range(0, len(crops), batch_size):
+            x = _to_tensor(crops[start:start + batch_size], card.spec, self.device)
+            with torch.no_grad():
+                feats = model.forward_features(x)
+            if not with_cam:
+                with torch.no_grad():
+                    logits.append(model.forward_head(feats).float().view(-1).cpu().numpy())
+                continue
+            with torch.enable_grad(), GradCAM(model=head, target_layers=[head.features]) as cam:
+                cam.compute_input_gradient = True  # parameters are frozen: the gradient flows via the input
+                maps = cam(input_tensor=feats.float(), targets=[BinaryClassifierOutputTarget(1)] * len(x))
+                logits.append(cam.outputs.detach().float().view(-1).cpu().numpy())
+            cams.append(maps.astype(np.float32))
+        lg = np.concatenate(logits) if logits else np.zeros(0, np.float32)
+        probs = 1.0 / (1.0 + np.exp(-lg / card.spec.temperature))
+        return MemberOutput(lg, probs.astype(np.float32), np.concatenate(cams) if cams else None)
+
+
+def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
+                  names: Sequence[str] | None = None) -> Ensemble:
+    """Resolve ``source`` (see :func:`resolve_weights_dir`), read the cards and build every member."""
+    d = resolve_weights_dir(source)
+    cards = read_cards(d, names)
+    models = [build_model(c, device) for c in cards]
+    return Ensemble(cards, models, device, d)

@@ -1,0 +1,218 @@
+"""The one orchestrator: media -> faces -> tracks -> ensemble scores + CAMs ->
+verdict -> Report. Nothing here draws or prints; the UI and CLI read the Report."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import aggregate as agg
+from .aggregate import Verdict
+from .config import DECISION, DETECTOR, LIMITS, DecisionSettings, DetectorSettings, Limits
+from .explain import combine_cams, warp_cam
+from .faces import FaceBox, crop_face, detect_faces, link_tracks, load_face_detector, square_box
+from .media import Frame, Media, MediaError, load_media
+from .models import Ensemble, load_ensemble
+from .report import FaceObservation, FaceTrack, Report, error_report
+
+__all__ = ["Detector", "Progress", "CAM_SIZE"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+"""progress(fraction 0..1, description); ``gr.Progress()`` fits this signature."""
+
+CAM_SIZE = 224
+"""Side of the stored display crop and of every CAM in a Report."""
+
+_LOCK = threading.Lock()
+_CACHE: dict[tuple, "Detector"] = {}
+
+
+def _resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise RuntimeError(f"unknown device {device!r}; use cpu or cuda")
+    return device
+
+
+class Detector:
+    """Face detector + model ensemble, loaded once, reused for every input.
+
+    >>> det = Detector.load()                      # weights/ or $DEEPFAKE_DEMO_WEIGHTS
+    >>> report = det.analyze("clip.mp4", frames=32)
+    >>> report.verdict, report.fake_probability
+    """
+
+    def __init__(self, ensemble: Ensemble, face_detector: Any, device: str = "cpu",
+                 decision: DecisionSettings = DECISION, detection: DetectorSettings = DETECTOR,
+                 limits: Limits = LIMITS):
+        self.ensemble = ensemble
+        self.face_detector = face_detector
+        self.device = device
+        self.decision = decision
+        self.detection = detection
+        self.limits = limits
+
+    @classmethod
+    def load(cls, weights: str | os.PathLike | None = None, device: str | None = "cpu",
+             models: Sequence[str] | None = None) -> "Detector":
+        """Load (once per process and argument set) the MTCNN detector and the
+        ensemble from ``weights`` (directory or Hub repo id; see
+        :func:`deepfake_demo.models.resolve_weights_dir`). Raises
+        ``NoWeightsError`` / ``WeightsError`` with a message for the user."""
+        dev = _resolve_device(device)
+        key = (str(weights or os.environ.get("DEEPFAKE_DEMO_WEIGHTS") or ""), dev, tuple(models or ()))
+        with _LOCK:
+            if key not in _CACHE:
+                ensemble = load_ensemble(weights, dev, models)
+                _CACHE[key] = cls(ensemble, load_face_detector(dev), dev)
+            return _CACHE[key]
+
+    @property
+    def model_names(self) -> list[str]:
+        return self.ensemble.names
+
+    def analyze(
+        self,
+        source: str | os.PathLike | np.ndarray,
+        frames: int | None = None,
+        heatmaps: bool = True,
+        progress: Progress | None = None,
+        threshold: float | None = None,
+        uncertain_band: float | None = None,
+        aggregation: str | None = None,
+        models: Sequence[str] | None = None,
+    ) -> Report:
+        """Analyse an image or video path, or an RGB uint8 (H, W, 3) array.
+
+        Never raises for bad input: unreadable media gives an ERROR report with
+        the reason, a file without faces a NO_FACE report.
+        """
+        t0 = time.perf_counter()
+        path = None if isinstance(source, np.ndarray) else str(source)
+        n_frames = self.decision.default_frames if frames is None else int(frames)
+        thr = self.decision.threshold if threshold is None else float(threshold)
+        band = self.decision.uncertain_band if uncertain_band is None else float(uncertain_band)
+        strategy = aggregation or self.decision.aggregation
+        if strategy not in agg.STRATEGIES:
+            return error_report(path, f"unknown aggregation {strategy!r}; choose from {', '.join(agg.STRATEGIES)}")
+        names = [n for n in self.ensemble.names if not models or n in models]
+        if not names:
+            return error_report(path, f"none of the selected models are loaded (loaded: {', '.join(self.ensemble.names)})")
+        report = _Run(self, path, n_frames, heatmaps, progress or (lambda f, d: None), thr, band, strategy, names, t0)
+        try:
+            return report.execute(source)
+        except MediaError as exc:
+            return error_report(path, str(exc), kind=report.kind, seconds=time.perf_counter() - t0)
+
+
+class _Run:
+    """State of one analysis; one method per stage, timings recorded."""
+
+    def __init__(self, det: Detector, path, n_frames, heatmaps, progress, thr, band, strategy, names, t0):
+        self.det, self.path, self.n_frames, self.heatmaps = det, path, n_frames, heatmaps
+        self.progress, self.thr, self.band, self.strategy, self.names, self.t0 = (
+            progress, thr, band, strategy, names, t0)
+        self.kind: str | None = None
+        self.timings: dict[str, float] = {}
+
+    def _timed(self, stage: str, t: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - t
+        return now
+
+    def execute(self, source) -> Report:
+        t = time.perf_counter()
+        self.progress(0.0, "decoding")
+        media = load_media(source, self.n_frames, self.det.limits,
+                           lambda i, n: self.progress(0.15 * i / n, f"decoding frame {i}/{n}"))
+        self.kind = media.kind
+        t = self._timed("decode", t)
+
+        per_frame: list[list[FaceBox]] = []
+        for k, fr in enumerate(media.frames):
+            self.progress(0.15 + 0.3 * k / len(media.frames), f"finding faces {k + 1}/{len(media.frames)}")
+            per_frame.append(detect_faces(self.det.face_detector, fr.image, fr.index, self.det.detection))
+        tracks = link_tracks(per_frame, self.det.detection)
+        t = self._timed("detect", t)
+
+        common = dict(path=self.path, kind=media.kind, frames_analyzed=len(media.frames), threshold=self.thr,
+                      uncertain_band=self.band, aggregation=self.strategy, width=media.width,
+                      height=media.height, fps=media.fps, duration_s=media.duration_s,
+                      warnings=tuple(self.det.ensemble.warnings), frames=media.frames)
+        if not tracks:
+            verdict, reason = agg.decide(None)
+            self.timings["total"] = time.perf_counter() - self.t0
+            return Report(verdict=verdict, reason=reason, seconds=self.timings["total"],
+                          timings_s=dict(self.timings), **common)
+
+        faces = self._score(media, tracks)
+        t = time.perf_counter()
+        worst = max(faces, key=lambda f: f.fake_probability)
+        file_prob = agg.file_probability([f.fake_probability for f in faces])
+        verdict, reason = agg.decide(file_prob, self.thr, self.band, worst.models, self.det.decision.disagreement)
+        if len(faces) > 1:
+            reason = f"face {worst.id} of {len(faces)} decides: {reason}"
+        self._timed("aggregate", t)
+        self.timings["total"] = time.perf_counter() - self.t0
+        self.progress(1.0, "done")
+        return Report(verdict=verdict, reason=reason, fake_probability=file_prob, models=dict(worst.models),
+                      faces=tuple(faces), seconds=self.timings["total"], timings_s=dict(self.timings), **common)
+
+    def _score(self, media: Media, tracks: list[list[FaceBox]]) -> list[FaceTrack]:
+        frames = {f.index: f for f in media.frames}
+        flat = [(ti, fb) for ti, tr in enumerate(tracks) for fb in tr]
+        cards = {c.name: c for c in self.det.ensemble.cards}
+        ref_margin = cards[self.names[0]].spec.crop_margin
+        member = {}
+        for mi, name in enumerate(self.names):
+            spec = cards[name].spec
+            t = time.perf_counter()
+            crops = np.stack([crop_face(frames[fb.frame_index].image, fb.box, spec.crop_margin, spec.input_size,
+                                        spec.interpolation) for _, fb in flat])
+            t = self._timed("crop", t)
+            self.progress(0.45 + 0.5 * mi / len(self.names), f"scoring {len(flat)} face crop(s) with {name}")
+            member[name] = self.det.ensemble.run(name, crops, with_cam=self.heatmaps)
+            self._timed(f"model:{name}", t)
+
+        t = time.perf_counter()
+        ens = agg.ensemble_probability({n: member[n].probs for n in self.names})
+        obs_by_track: list[list[FaceObservation]] = [[] for _ in tracks]
+        for k, (ti, fb) in enumerate(flat):
+            ref_box = square_box(fb.box, ref_margin)
+            crop = cam = None
+            model_cams: dict[str, np.ndarray] = {}
+            if self.heatmaps:
+                crop = crop_face(frames[fb.frame_index].image, fb.box, ref_margin, CAM_SIZE)
+                for n in self.names:
+                    src = square_box(fb.box, cards[n].spec.crop_margin)
+                    model_cams[n] = warp_cam(member[n].cams[k], src, ref_box, CAM_SIZE)
+                cam = combine_cams(model_cams.values())
+            fr = frames[fb.frame_index]
+            obs_by_track[ti].append(FaceObservation(
+                frame_index=fb.frame_index, time_s=fr.time_s, box=fb.box, detection_prob=fb.prob,
+                fake_probability=float(ens[k]), models={n: float(member[n].probs[k]) for n in self.names},
+                crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams))
+        self._timed("cam_render", t)
+
+        t = time.perf_counter()
+        out = []
+        for ti, obs in enumerate(obs_by_track):
+            p = agg.track_probability([o.fake_probability for o in obs], self.strategy)
+            per_model = {n: agg.track_probability([o.models[n] for o in obs], self.strategy) for n in self.names}
+            verdict, reason = agg.decide(p, self.thr, self.band, per_model, self.det.decision.disagreement)
+            out.append(FaceTrack(id=ti + 1, fake_probability=p, verdict=verdict, reason=reason, models=per_model,
+                                 observations=tuple(obs)))
+        self._timed("aggregate", t)
+        return out
