@@ -1,0 +1,122 @@
+"""Command line: ``python -m deepfake_demo scan PATH [PATH ...]``.
+
+Exit status: 0 when every input was analysed (any verdict but ERROR), 2 when
+any input failed or nothing could be loaded; 1 is never used for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .aggregate import STRATEGIES
+from .config import DECISION, IMAGE_EXTENSIONS, LIMITS, VIDEO_EXTENSIONS
+from .report import Report, error_report
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("deepfake_demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m deepfake_demo",
+                                description="Deepfake detection with Grad-CAM heatmaps for every face.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scan", help="analyse images and videos",
+                       description="Analyse images and videos; a directory is scanned for media files.")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="image, video or directory")
+    s.add_argument("--json", action="store_true", help="print one JSON object per input per line")
+    s.add_argument("--frames", type=int, default=DECISION.default_frames,
+                   help=f"frames to sample from each video (default {DECISION.default_frames}, "
+                        f"max {LIMITS.max_frames_analyzed})")
+    s.add_argument("--heatmaps", metavar="DIR", help="write annotated frames and face heatmaps into DIR")
+    s.add_argument("--opacity", type=float, default=0.5, help="heatmap opacity 0..1 (default 0.5)")
+    s.add_argument("--weights", metavar="DIR_OR_HUB_ID",
+                   help="weights directory or Hugging Face Hub repo id (default: $DEEPFAKE_DEMO_WEIGHTS or weights/)")
+    s.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    s.add_argument("--threshold", type=float, default=None, help=f"decision threshold (default {DECISION.threshold})")
+    s.add_argument("--aggregation", choices=sorted(STRATEGIES), default=None,
+                   help=f"how a face's frames are combined (default {DECISION.aggregation})")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _expand(paths: Sequence[str]) -> list[str]:
+    exts = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            found = sorted(str(f) for f in Path(p).rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            out.extend(found or [p])  # an empty directory is reported as an error below
+        else:
+            out.append(p)
+    return out
+
+
+def _emit(report: Report, as_json: bool) -> None:
+    print(report.to_json() if as_json else report.summary(), flush=True)
+
+
+def _scan(args: argparse.Namespace) -> int:
+    paths = _expand(args.paths)
+    if not (0.0 < (args.threshold if args.threshold is not None else 0.5) < 1.0):
+        print("error: --threshold must be between 0 and 1", file=sys.stderr)
+        return 2
+    if not 1 <= args.frames <= LIMITS.max_frames_analyzed:
+        print(f"error: --frames must be between 1 and {LIMITS.max_frames_analyzed}", file=sys.stderr)
+        return 2
+    from .models import NoWeightsError, WeightsError
+    from .pipeline import Detector
+
+    try:
+        det = Detector.load(args.weights, args.device)
+    except (NoWeightsError, WeightsError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        for p in paths:
+            _emit(error_report(p, str(exc)), args.json)
+        return 2
+
+    failed = 0
+    for p in paths:
+        bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            bar = tqdm(total=100, desc=Path(p).name[:40], file=sys.stderr, leave=False,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+        def progress(frac: float, desc: str, bar=bar) -> None:
+            if bar is not None:
+                bar.n = round(100 * frac)
+                bar.set_postfix_str(desc, refresh=True)
+
+        if os.path.isdir(p):
+            report = error_report(p, "directory holds no image or video files")
+        else:
+            try:
+                report = det.analyze(p, frames=args.frames, heatmaps=bool(args.heatmaps), progress=progress,
+                                     threshold=args.threshold, aggregation=args.aggregation)
+            except Exception as exc:  # one broken input must not stop the others
+                log.exception("analysis of %s failed", p)
+                report = error_report(p, f"internal error while analysing ({exc.__class__.__name__}: {exc})")
+        if bar is not None:
+            bar.close()
+        if args.heatmaps and report.ok and report.faces:
+            from .render import write_heatmaps
+
+            written = write_heatmaps(report, args.heatmaps, args.opacity)
+            if not args.quiet:
+                print(f"{p}: wrote {len(written)} heatmap image(s) to {args.heatmaps}", file=sys.stderr)
+        failed += not report.ok
+        _emit(report, args.json)
+    return 2 if failed else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.command == "scan":
+        return _scan(args)
+    return 2
