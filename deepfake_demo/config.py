@@ -100,10 +100,10 @@ class DetectorSettings:
     """Face detection: MTCNN runs on frames whose longer side is at most
     ``detect_max_side`` pixels; boxes are mapped back to full resolution."""
 
-    detect_max_side: int = 640
+    detect_max_side: int = 960
     mtcnn_min_face_size: int = 20  # at detection resolution
     min_face_px: int = 40  # shorter box side at full resolution
-    min_face_prob: float = 0.92
+    min_face_prob: float = 0.8
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     track_iou: float = 0.2
     track_center_frac: float = 0.6  # centre distance / box size still counted as the same face

@@ -94,7 +94,7 @@ def _check_file(path: Path, limits: Limits) -> None:
 def _check_image_size(width: int, height: int, limits: Limits) -> None:
     if width * height > limits.max_image_pixels:
         raise MediaError(
-            f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
+            f"image is too large: {width}x{height} ({width * height / 1e6:.0f} MP), above the "
             f"{limits.max_image_pixels / 1e6:.0f} MP limit; downscale it first"
         )
     if min(width, height) < limits.min_image_side:
@@ -131,8 +131,10 @@ def load_image(path: str | os.PathLike, limits: Limits = LIMITS) -> Media:
             rgb = _pil_to_rgb(img)
     except MediaError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"image is too large to analyse: {exc}") from None
+    except UnidentifiedImageError:
+        raise MediaError("not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise MediaError(f"image is corrupt or truncated: {exc}") from None
     h, w = rgb.shape[:2]

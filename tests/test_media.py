@@ -1,0 +1,163 @@
+"""Media loading on real files: formats, orientation, sampling, limits."""
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_demo.media import MediaError, load_image, load_media, load_video, sample_indices, to_rgb_uint8
+from mediatools import huge_png, set_mp4_rotation, write_video
+from conftest import need_data
+
+
+@pytest.fixture(scope="module")
+def face_photo():
+    p = need_data("synthetic", "real", "ffhq")
+    return np.asarray(Image.open(sorted(p.glob("*"))[0]).convert("RGB"))
+
+
+def test_sample_indices_even_and_unique():
+    idx = sample_indices(300, 32)
+    assert len(idx) == 32 and idx == sorted(set(idx))
+    assert idx[0] > 0 and idx[-1] < 299
+    gaps = np.diff(idx)
+    assert gaps.max() - gaps.min() <= 1
+    assert sample_indices(5, 32) == [0, 1, 2, 3, 4]
+    assert sample_indices(0, 8) == []
+
+
+@pytest.mark.parametrize("fmt,ext", [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("BMP", "bmp")])
+def test_image_formats(tmp_path, face_photo, fmt, ext):
+    p = tmp_path / f"face.{ext}"
+    Image.fromarray(face_photo).save(p, fmt)
+    m = load_image(p)
+    assert m.kind == "image" and m.frames[0].image.dtype == np.uint8
+    assert m.frames[0].image.shape == face_photo.shape
+    assert np.abs(m.frames[0].image.astype(int) - face_photo).mean() < 6  # lossy formats stay close
+
+
+def test_grayscale_rgba_and_16bit(tmp_path, face_photo):
+    gray = Image.fromarray(face_photo).convert("L")
+    gray.save(tmp_path / "g.png")
+    g = load_image(tmp_path / "g.png").frames[0].image
+    assert g.shape == face_photo.shape and (g[..., 0] == g[..., 1]).all()
+
+    rgba = np.dstack([face_photo, np.zeros(face_photo.shape[:2], np.uint8)])  # fully transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert (load_image(tmp_path / "a.png").frames[0].image == 255).all()  # composited over white
+
+    sixteen = (np.asarray(gray, np.uint16) * 257)
+    Image.fromarray(sixteen).save(tmp_path / "s.png")
+    s = load_image(tmp_path / "s.png").frames[0].image
+    assert np.abs(s[..., 0].astype(int) - np.asarray(gray)).max() <= 1
+
+
+def test_exif_orientation(tmp_path, face_photo):
+    img = Image.fromarray(face_photo[:, : face_photo.shape[1] // 2])  # make it non-square: h > w
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways; viewers rotate 90 degrees clockwise
+    sideways = img.transpose(Image.Transpose.ROTATE_90)
+    sideways.save(tmp_path / "o.jpg", exif=exif, quality=95)
+    out = load_image(tmp_path / "o.jpg").frames[0].image
+    assert out.shape[:2] == (img.height, img.width)
+    assert np.abs(out.astype(int) - np.asarray(img)).mean() < 8
+
+
+def test_array_input_normalised():
+    a = np.random.default_rng(0).random((64, 48)).astype(np.float32)
+    rgb = to_rgb_uint8(a)
+    assert rgb.shape == (64, 48, 3) and rgb.dtype == np.uint8
+    m = load_media(np.zeros((40, 40, 4), np.uint8))
+    assert m.frames[0].image.shape == (40, 40, 3)
+
+
+def test_video_sampling_without_seeking(videos):
+    v = next(p for p in videos if "youtube_634" in p.name)
+    m = load_video(v, 8)
+    assert m.kind == "video" and len(m.frames) == 8
+    assert (m.width, m.height) == (1280, 720)
+    assert [f.index for f in m.frames] == sample_indices(m.frame_count, 8)
+    assert all(abs(f.time_s - f.index / m.fps) < 1e-6 for f in m.frames)
+    # the sampled frame is the frame at that index (compare against a sequential read)
+    cap = cv2.VideoCapture(str(v))
+    for _ in range(m.frames[1].index + 1):
+        ok, bgr = cap.read()
+    cap.release()
+    assert np.array_equal(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), m.frames[1].image)
+
+
+def test_portrait_clips_stay_portrait(videos):
+    for v in videos:
+        if v.name in ("dfdc_brtujopkby.mp4", "dfdc_yhffcuhhjy.mp4"):
+            m = load_video(v, 2)
+            assert m.height > m.width, v.name
+
+
+def test_rotation_metadata_honoured(tmp_path, videos):
+    """A phone-style clip: frames stored sideways, display matrix says rotate 90."""
+    src = next(p for p in videos if p.name == "dfdc_brtujopkby.mp4")  # portrait, upright
+    upright = [cv2.resize(f.image, (270, 480), interpolation=cv2.INTER_AREA) for f in load_video(src, 6).frames]
+    stored = [np.ascontiguousarray(np.rot90(f, k=1)) for f in upright]  # 90 deg counter-clockwise
+    clip = write_video(tmp_path / "phone.mp4", stored)
+    assert set_mp4_rotation(clip, 90) == 1
+    m = load_video(clip, 6)
+    assert (m.width, m.height) == (270, 480) and m.rotation_deg == 90
+    diff = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(m.frames, upright)
+                    for a, b in [(a.image, b)]])
+    assert diff < 12, f"frames not upright (mean abs diff {diff:.1f})"
+
+
+@pytest.mark.parametrize("case", ["empty", "text_as_mp4", "text_as_jpg", "missing", "directory", "huge", "tiny",
+                                  "truncated_jpg"])
+def test_bad_inputs_raise_media_error_with_reason(tmp_path, case, face_photo):
+    p = tmp_path / "x"
+    if case == "empty":
+        p = tmp_path / "empty.mp4"
+        p.write_bytes(b"")
+        msg = "empty"
+    elif case == "text_as_mp4":
+        p = tmp_path / "notes.mp4"
+        p.write_text("this is not a video\n" * 50)
+        msg = "not a readable video"
+    elif case == "text_as_jpg":
+        p = tmp_path / "notes.jpg"
+        p.write_text("this is not an image\n" * 50)
+        msg = "not a readable image"
+    elif case == "missing":
+        p = tmp_path / "nope.mp4"
+        msg = "not found"
+    elif case == "directory":
+        p = tmp_path
+        msg = "not a regular file"
+    elif case == "huge":
+        p = huge_png(tmp_path / "huge.png")
+        msg = "too large"
+    elif case == "tiny":
+        p = tmp_path / "tiny.png"
+        Image.new("RGB", (1, 1)).save(p)
+        msg = "too small"
+    elif case == "truncated_jpg":
+        buf = io.BytesIO()
+        Image.fromarray(face_photo).save(buf, "JPEG")
+        p = tmp_path / "cut.jpg"
+        p.write_bytes(buf.getvalue()[:200])
+        msg = "image"
+    with pytest.raises(MediaError, match=msg):
+        load_media(p, 4)
+
+
+def test_truncated_video_keeps_decodable_frames_or_refuses(tmp_path, videos):
+    v = next(p for p in videos if "youtube_519" in p.name)
+    data = v.read_bytes()
+    for frac in (0.05, 0.5):
+        p = tmp_path / f"cut{frac}.mp4"
+        p.write_bytes(data[: int(len(data) * frac)])
+        try:
+            m = load_video(p, 8)
+        except MediaError as exc:
+            assert str(exc)
+        else:
+            assert 1 <= len(m.frames) <= 8
