@@ -1,0 +1,63 @@
+"""Aggregation rules: pure functions, no weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfake_demo.aggregate import (Verdict, confident_mean, decide, ensemble_probability, file_probability,
+                                     track_probability)
+
+
+def test_ensemble_probability_is_logit_mean():
+    p = ensemble_probability({"a": np.array([0.9, 0.5]), "b": np.array([0.9, 0.5])})
+    assert np.allclose(p, [0.9, 0.5])
+    # 0.99 and 0.5: logit mean = logit(0.99)/2 -> sigmoid ~ 0.909, above the plain mean 0.745
+    p = ensemble_probability([np.array([0.99]), np.array([0.5])])
+    assert p[0] == pytest.approx(1 / (1 + np.exp(-np.log(99) / 2)), rel=1e-6)
+    assert 0.90 < p[0] < 0.92
+    with pytest.raises(ValueError):
+        ensemble_probability({})
+
+
+def test_confident_rule_takes_confident_fake_frames():
+    # 14 of 32 frames show the swap clearly, the rest look clean-ish: mean would say 0.46
+    probs = [0.95] * 14 + [0.05] * 18
+    assert np.mean(probs) < 0.5
+    assert confident_mean(probs) == pytest.approx(0.95)
+
+
+def test_confident_rule_real_and_mixed():
+    assert confident_mean([0.1] * 30 + [0.5] * 2) == pytest.approx(0.1)  # >= 90% confidently real
+    mixed = [0.9] * 5 + [0.5] * 20 + [0.1] * 7
+    assert confident_mean(mixed) == pytest.approx(np.mean(mixed))
+    assert confident_mean([0.99]) == pytest.approx(0.99)  # an image: one frame
+    with pytest.raises(ValueError):
+        confident_mean([])
+
+
+def test_track_strategies_and_unknown():
+    assert track_probability([0.2, 0.4], "mean") == pytest.approx(0.3)
+    assert track_probability([0.2, 0.4, 0.9], "median") == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        track_probability([0.5], "vote")
+
+
+def test_file_takes_most_suspicious_face():
+    assert file_probability([0.1, 0.92, 0.3]) == 0.92
+    assert file_probability([]) is None
+
+
+@pytest.mark.parametrize("p,verdict", [(0.9, Verdict.FAKE), (0.65, Verdict.FAKE), (0.6, Verdict.UNCERTAIN),
+                                       (0.4, Verdict.UNCERTAIN), (0.35, Verdict.REAL), (0.02, Verdict.REAL)])
+def test_decide_band(p, verdict):
+    v, reason = decide(p, threshold=0.5, band=0.15)
+    assert v == verdict and reason and "\n" not in reason
+
+
+def test_no_face_is_not_real_and_disagreement_is_uncertain():
+    v, reason = decide(None)
+    assert v == Verdict.NO_FACE and "not a REAL" in reason
+    v, reason = decide(0.7, member_probs={"xception": 0.95, "effnet": 0.1})
+    assert v == Verdict.UNCERTAIN and "disagree" in reason
+    v, _ = decide(0.7, member_probs={"xception": 0.8, "effnet": 0.6})
+    assert v == Verdict.FAKE

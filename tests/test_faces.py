@@ -1,0 +1,84 @@
+"""Face detection, the crop function and tracking, on the shared videos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepfake_demo.faces import (FaceBox, box_iou, crop_face, detect_faces, link_tracks, load_face_detector,
+                                 square_box)
+from deepfake_demo.media import load_image, load_video
+from conftest import need_data
+
+
+@pytest.fixture(scope="module")
+def mtcnn():
+    return load_face_detector("cpu")
+
+
+def test_square_box_and_crop_geometry():
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[40:60, 90:110] = 255  # a white square "face"
+    assert square_box((90, 40, 110, 60), 0.0) == (90, 40, 110, 60)
+    assert square_box((90, 40, 110, 60), 0.5) == (85, 35, 115, 65)
+    crop = crop_face(img, (90, 40, 110, 60), 0.0, 32)
+    assert crop.shape == (32, 32, 3) and crop.dtype == np.uint8 and crop.mean() > 250
+    # a face at the border: the square goes past the frame, the crop keeps its framing and size
+    edge = crop_face(img, (0, 0, 30, 30), 1.0, 64)
+    assert edge.shape == (64, 64, 3)
+
+
+def test_faces_found_in_a_shared_photo(mtcnn):
+    p = sorted(need_data("synthetic", "real", "ffhq").glob("*"))[0]
+    frame = load_image(p).frames[0]
+    faces = detect_faces(mtcnn, frame.image)
+    assert len(faces) >= 1
+    f = faces[0]
+    h, w = frame.image.shape[:2]
+    x1, y1, x2, y2 = f.box
+    assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and f.size > 0.3 * min(h, w)
+    assert len(f.landmarks) == 5
+    (lx, ly), (rx, ry) = f.landmarks[0], f.landmarks[1]
+    assert lx < rx and abs(ly - ry) < 0.2 * f.size  # eyes level: the face is upright
+
+
+def test_no_face_in_noise(mtcnn):
+    noise = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    assert detect_faces(mtcnn, noise) == []
+
+
+def test_every_shared_video_has_a_tracked_face(mtcnn, videos):
+    for v in videos:
+        m = load_video(v, 8)
+        per_frame = [detect_faces(mtcnn, f.image, f.index) for f in m.frames]
+        tracks = link_tracks(per_frame)
+        assert tracks, f"no face track in {v.name}"
+        main = max(tracks, key=len)
+        assert len(main) >= 4, f"{v.name}: main face seen in only {len(main)}/8 frames"
+        idx = [fb.frame_index for fb in main]
+        assert idx == sorted(idx) and len(set(idx)) == len(idx)  # one box per frame per track
+
+
+def _fb(i, x, y, s=50):
+    return FaceBox(i, (x, y, x + s, y + s), 0.99)
+
+
+def test_two_people_make_two_tracks_even_when_one_is_missed():
+    frames = [[_fb(0, 10, 10), _fb(0, 300, 20)], [_fb(1, 300, 25), _fb(1, 14, 12)], [_fb(2, 18, 14)],
+              [_fb(3, 20, 15), _fb(3, 310, 30)]]
+    tracks = link_tracks(frames)
+    assert len(tracks) == 2
+    left, right = tracks
+    assert [f.frame_index for f in left] == [0, 1, 2, 3] and all(f.box[0] < 100 for f in left)
+    assert [f.frame_index for f in right] == [0, 1, 3] and all(f.box[0] > 200 for f in right)
+
+
+def test_spurious_single_detection_is_dropped():
+    frames = [[_fb(i, 10 + i, 10)] for i in range(20)]
+    frames[7].append(_fb(7, 400, 300, 45))
+    assert len(link_tracks(frames)) == 1
+
+
+def test_box_iou():
+    assert box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert box_iou((0, 0, 1, 1), (5, 5, 6, 6)) == 0.0

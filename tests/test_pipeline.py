@@ -1,0 +1,156 @@
+"""The whole pipeline on real media: tracks, CAMs, verdict states, Report JSON."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_demo.aggregate import Verdict
+from deepfake_demo.explain import cam_mass_inside
+from deepfake_demo.pipeline import CAM_SIZE, Detector
+from mediatools import write_video
+from conftest import need_data
+
+
+@pytest.fixture(scope="module")
+def photos():
+    ps = sorted(need_data("synthetic", "real", "ffhq").glob("*"))[:8]
+    return [np.asarray(Image.open(p).convert("RGB")) for p in ps]
+
+
+def test_video_report_has_tracks_probabilities_and_cams(detector, videos):
+    v = next(p for p in videos if "youtube_634" in p.name)
+    r = detector.analyze(v, frames=6)
+    assert r.ok and r.kind == "video" and r.frames_analyzed == 6
+    assert r.verdict in (Verdict.FAKE, Verdict.REAL, Verdict.UNCERTAIN)
+    assert r.faces and 0.0 <= r.fake_probability <= 1.0
+    assert set(r.models) == {"legacy_xception", "efficientnet_b0"}
+    main = r.faces[0]
+    assert len(main.observations) >= 5
+    for o in main.observations:
+        assert o.cam.shape == (CAM_SIZE, CAM_SIZE) and o.cam.dtype == np.float32
+        assert o.cam.min() >= 0.0 and o.cam.max() <= 1.0 + 1e-6
+        assert set(o.model_cams) == set(r.models)
+        assert o.crop.shape == (CAM_SIZE, CAM_SIZE, 3)
+        x1, y1, x2, y2 = o.box
+        assert 0 <= x1 < x2 <= r.width and 0 <= y1 < y2 <= r.height
+    assert r.warnings and "test-only" in r.warnings[0]  # the tiny weights say what they are
+    d = json.loads(r.to_json())
+    assert d["faces"][0]["frames"][0]["time_s"] == pytest.approx(main.observations[0].time_s, abs=1e-3)
+
+
+def test_heatmaps_off_gives_same_scores_without_maps(detector, videos):
+    v = next(p for p in videos if "youtube_519" in p.name)
+    a = detector.analyze(v, frames=3)
+    b = detector.analyze(v, frames=3, heatmaps=False)
+    assert b.faces[0].observations[0].cam is None
+    assert a.fake_probability == pytest.approx(b.fake_probability, abs=1e-5)
+
+
+def test_two_people_two_tracks(tmp_path, detector, photos):
+    frames = []
+    for k in range(6):
+        canvas = np.full((300, 620, 3), 40, np.uint8)
+        canvas[20 + k:276 + k, 20 + 2 * k:276 + 2 * k] = photos[0]
+        canvas[30:286, 330 - k:586 - k] = photos[1]
+        frames.append(canvas)
+    clip = write_video(tmp_path / "two.avi", frames)
+    r = detector.analyze(clip, frames=6)
+    assert len(r.faces) == 2
+    lefts = sorted(np.mean([o.box[0] for o in t.observations]) for t in r.faces)
+    assert lefts[0] < 200 < lefts[1]
+    assert all(len(t.observations) == 6 for t in r.faces)
+    assert r.fake_probability == pytest.approx(max(t.fake_probability for t in r.faces))
+
+
+def test_no_face_video_and_image(tmp_path, detector):
+    rng = np.random.default_rng(1)
+    clip = write_video(tmp_path / "noise.mp4", [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(5)])
+    r = detector.analyze(clip, frames=5)
+    assert r.verdict == Verdict.NO_FACE and r.fake_probability is None and r.ok
+    assert "not a REAL" in r.reason
+    r = detector.analyze(np.full((200, 200, 3), 127, np.uint8))
+    assert r.verdict == Verdict.NO_FACE and r.kind == "image"
+
+
+def test_bad_input_is_an_error_report_not_an_exception(tmp_path, detector):
+    p = tmp_path / "fake.mp4"
+    p.write_text("hello")
+    r = detector.analyze(p)
+    assert r.verdict == Verdict.ERROR and not r.ok and "not a readable video" in r.error
+    assert detector.analyze(tmp_path / "missing.png").verdict == Verdict.ERROR
+    assert detector.analyze(np.zeros((1, 1, 3), np.uint8)).verdict == Verdict.ERROR
+
+
+def test_array_and_path_agree_and_model_subset(tmp_path, detector, photos):
+    p = tmp_path / "face.png"
+    Image.fromarray(photos[2]).save(p)
+    a = detector.analyze(p)
+    b = detector.analyze(photos[2])
+    assert a.fake_probability == pytest.approx(b.fake_probability, abs=1e-6)
+    one = detector.analyze(photos[2], models=["efficientnet_b0"])
+    assert set(one.models) == {"efficientnet_b0"}
+    assert one.fake_probability == pytest.approx(a.faces[0].models["efficientnet_b0"], abs=1e-6)
+    assert detector.analyze(photos[2], models=["nope"]).verdict == Verdict.ERROR
+
+
+def test_cam_lies_on_the_evidence(tmp_path, photos):
+    """Train a tiny timm model (resnet10t) to spot a checkerboard patch planted
+    on the face; the pipeline's Grad-CAM must then light up the face and the
+    patch far above their share of the crop. Weights are test-only."""
+    import timm
+    import torch
+
+    from deepfake_demo.config import MODEL_SPECS
+    from deepfake_demo.faces import crop_face, detect_faces, load_face_detector
+    from deepfake_demo.training.export import save_member
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    mt = load_face_detector()
+    boxes = [detect_faces(mt, im)[0].box for im in photos]
+    size = 128
+    spec = replace(MODEL_SPECS["efficientnet_b0"], arch="resnet10t", input_size=size)
+
+    def plant(im, box, r):
+        im = im.copy()
+        x1, y1, x2, y2 = (int(v) for v in box)
+        s = max(8, (x2 - x1) // 4)
+        x, y = int(r.integers(x1, x2 - s)), int(r.integers(y1, y2 - s))
+        yy, xx = np.mgrid[0:s, 0:s]
+        im[y:y + s, x:x + s] = ((yy // 2 + xx // 2) % 2 * 255).astype(np.uint8)[..., None]
+        return im, (x, y, x + s, y + s)
+
+    model = timm.create_model("resnet10t", pretrained=False, num_classes=1)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    for _ in range(100):
+        xs, ys = [], []
+        for _ in range(16):
+            k, label = int(rng.integers(len(photos))), int(rng.integers(2))
+            im = plant(photos[k], boxes[k], rng)[0] if label else photos[k]
+            xs.append(crop_face(im, boxes[k], spec.crop_margin, size))
+            ys.append(label)
+        x = (torch.from_numpy(np.stack(xs)).permute(0, 3, 1, 2).float() / 255 - mean) / std
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x).view(-1), torch.tensor(ys).float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    save_member(model, spec, tmp_path / "w", warning="test-only: trained to find a planted patch")
+    det = Detector.load(str(tmp_path / "w"))
+    for k in range(3):
+        im, patch = plant(photos[k], boxes[k], np.random.default_rng(100 + k))
+        r = det.analyze(im)
+        clean = det.analyze(photos[k])
+        assert r.fake_probability > 0.8 and clean.fake_probability < 0.5
+        o = r.faces[0].observations[0]
+        side = o.crop_box[2] - o.crop_box[0]
+        face_share = (o.box[2] - o.box[0]) * (o.box[3] - o.box[1]) / side**2
+        patch_share = (patch[2] - patch[0]) ** 2 / side**2
+        assert cam_mass_inside(o.cam, o.box, o.crop_box) > face_share + 0.15
+        assert cam_mass_inside(o.cam, patch, o.crop_box) > 2.5 * patch_share
