@@ -13,7 +13,8 @@ from .aggregate import Verdict
 from .explain import overlay_crop, overlay_frame
 from .report import FaceObservation, FaceTrack, Report
 
-__all__ = ["VERDICT_RGB", "observations_by_frame", "annotate_frame", "face_panel", "write_heatmaps"]
+__all__ = ["VERDICT_RGB", "observations_by_frame", "annotate_frame", "face_panel", "write_heatmaps",
+           "annotated_frames", "write_annotated_video", "probability_figure", "probability_plot"]
 
 VERDICT_RGB = {
     Verdict.FAKE: (220, 38, 38),
@@ -106,3 +107,143 @@ def write_heatmaps(report: Report, out_dir: str | os.PathLike, opacity: float = 
                         [cv2.IMWRITE_JPEG_QUALITY, 90])
             written.append(q)
     return written
+
+
+# --- video and plot (added for the app; pure: Report in, file / figure out) ---
+
+def _even(img: np.ndarray, max_side: int) -> np.ndarray:
+    """Downscale so the longer side is at most ``max_side``; crop to even sides (H.264 yuv420p needs them)."""
+    h, w = img.shape[:2]
+    s = min(1.0, max_side / float(max(h, w)))
+    if s < 1.0:
+        img = cv2.resize(img, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+    h, w = img.shape[:2]
+    return np.ascontiguousarray(img[: h - h % 2, : w - w % 2])
+
+
+def _caption(img: np.ndarray, text: str) -> np.ndarray:
+    out = img.copy()
+    h, w = out.shape[:2]
+    scale = max(0.45, max(h, w) / 1600)
+    thick = max(1, round(scale * 2))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    cv2.rectangle(out, (0, h - th - base - 8), (tw + 10, h), (0, 0, 0), -1)
+    cv2.putText(out, text, (5, h - base - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return out
+
+
+def annotated_frames(report: Report, opacity: float = 0.5, heatmap: bool = True,
+                     max_side: int = 960) -> list[np.ndarray]:
+    """Every analysed frame, annotated (see :func:`annotate_frame`) and captioned with its time
+    and index; downscaled to ``max_side`` with even sides. RGB uint8 (H, W, 3) each."""
+    out = []
+    for f in report.frames:
+        img = annotate_frame(report, f.index, opacity, heatmap and any(o.cam is not None for t in report.faces
+                                                                       for o in t.observations))
+        out.append(_caption(_even(img, max_side), f"t={f.time_s:.2f} s  frame {f.index}"))
+    return out
+
+
+def write_annotated_video(report: Report, out_path: str | os.PathLike, opacity: float = 0.5,
+                          seconds_per_frame: float = 0.5, max_side: int = 960) -> Path:
+    """Write the analysed frames, annotated, as a video each shown ``seconds_per_frame``.
+
+    Only the sampled frames are in the Report, so this is a slideshow of what was
+    analysed, not a re-encode of the whole input. H.264 (yuv420p, faststart) through
+    imageio-ffmpeg's bundled ffmpeg, which browsers play; without imageio-ffmpeg,
+    VP8 WebM through OpenCV (the suffix becomes .webm). Returns the written path.
+    """
+    frames = annotated_frames(report, opacity, True, max_side)
+    if not frames:
+        raise ValueError("the report holds no frames to write")
+    h, w = frames[0].shape[:2]
+    frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)) for f in frames]
+    fps = 1.0 / max(0.05, float(seconds_per_frame))
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        imageio_ffmpeg = None
+    if imageio_ffmpeg is not None:
+        out = out.with_suffix(".mp4")
+        # libx264 needs a few frames per second to seek well: repeat each frame at 10 fps.
+        rep = max(1, round(10 / fps))
+        writer = imageio_ffmpeg.write_frames(str(out), (w, h), fps=fps * rep, codec="libx264",
+                                             pix_fmt_out="yuv420p", quality=None,
+                                             output_params=["-crf", "26", "-preset", "veryfast",
+                                                            "-movflags", "+faststart"],
+                                             macro_block_size=2, ffmpeg_log_level="error")
+        writer.send(None)
+        for f in frames:
+            for _ in range(rep):
+                writer.send(np.ascontiguousarray(f))
+        writer.close()
+        return out
+    out = out.with_suffix(".webm")
+    vw = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"VP80"), fps, (w, h))
+    if not vw.isOpened():
+        raise RuntimeError("no video encoder available (install imageio-ffmpeg)")
+    for f in frames:
+        vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    vw.release()
+    return out
+
+
+def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)):
+    """A matplotlib Figure: fake probability over time, one line per face, the
+    threshold and the uncertain band drawn. For an image (one frame) one bar per
+    face and member instead. Uses the Agg backend; the caller closes the figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    lo = max(0.0, report.threshold - report.uncertain_band)
+    hi = min(1.0, report.threshold + report.uncertain_band)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fake probability")
+    colours = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d", "#dc2626"]
+    if report.kind == "video":
+        ax.axhspan(lo, hi, color="#f59e0b", alpha=0.12, lw=0, label="uncertain band")
+        ax.axhline(report.threshold, color="#444", ls="--", lw=1, label=f"threshold {report.threshold:.2f}")
+        for k, t in enumerate(report.faces):
+            xs = [o.time_s for o in t.observations]
+            ys = [o.fake_probability for o in t.observations]
+            ax.plot(xs, ys, marker="o", ms=4, lw=1.6, color=colours[k % len(colours)],
+                    label=f"face {t.id}: {t.verdict} {t.fake_probability:.2f}")
+        ax.set_xlabel("time in video (s)")
+        if report.duration_s:
+            ax.set_xlim(0, report.duration_s)
+        if not report.faces:
+            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes, color="#666")
+    else:
+        names, vals, cols = [], [], []
+        for k, t in enumerate(report.faces):
+            names.append(f"face {t.id}\nensemble")
+            vals.append(t.fake_probability)
+            cols.append(colours[k % len(colours)])
+            for m, p in t.models.items():
+                names.append(f"face {t.id}\n{m}")
+                vals.append(p)
+                cols.append(colours[k % len(colours)] + "88")
+        ax.axhspan(lo, hi, color="#f59e0b", alpha=0.12, lw=0, label="uncertain band")
+        ax.axhline(report.threshold, color="#444", ls="--", lw=1, label=f"threshold {report.threshold:.2f}")
+        if names:
+            ax.bar(range(len(vals)), vals, color=cols)
+            ax.set_xticks(range(len(vals)), names, fontsize=8)
+        else:
+            ax.set_xticks([])
+            ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes, color="#666")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    return fig
+
+
+def probability_plot(report: Report, figsize: tuple[float, float] = (7.0, 3.2)) -> np.ndarray:
+    """:func:`probability_figure` rendered to an RGB uint8 (H, W, 3) array."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = probability_figure(report, figsize)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

@@ -1,0 +1,388 @@
+"""Gradio app: the interactive demo (local, Hugging Face Space, share link).
+
+Components and event wiring only: every analysis runs in ``deepfake_demo``
+(imported lazily, so importing this file does not import torch) and every
+picture is drawn by ``deepfake_demo.render`` from the Report.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--weights DIR_OR_HUB_ID]
+
+Environment: DEEPFAKE_DEMO_HOST, DEEPFAKE_DEMO_PORT, DEEPFAKE_DEMO_SHARE (1/true),
+DEEPFAKE_DEMO_WEIGHTS, DEEPFAKE_DEMO_CONCURRENCY, DEEPFAKE_DEMO_QUEUE_SIZE.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import gradio as gr
+
+__all__ = ["build_demo", "analyze_image", "analyze_video", "main", "AppConfig"]
+
+log = logging.getLogger("deepfake_demo.app")
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+VERDICT_COLOURS = {
+    "FAKE": "#dc2626", "REAL": "#16a34a", "UNCERTAIN": "#ea8c00", "NO_FACE": "#64748b", "ERROR": "#64748b",
+}
+_CSS = """
+.verdict-badge {border-radius: 12px; padding: 14px 18px; color: #fff; margin-bottom: 6px}
+.verdict-badge .v {font-size: 2.1em; font-weight: 800; letter-spacing: .04em; line-height: 1.1}
+.verdict-badge .p {font-size: 1.05em; opacity: .95}
+.verdict-badge .r {font-size: .95em; opacity: .92; margin-top: 4px}
+.warn-box {border: 2px solid #b91c1c; background: #fef2f2; color: #7f1d1d; border-radius: 10px;
+           padding: 10px 14px; margin: 6px 0; font-weight: 600}
+.face-cards {display: flex; flex-wrap: wrap; gap: 10px}
+.face-card {border: 1px solid #cbd5e1; border-left: 8px solid var(--c); border-radius: 10px;
+            padding: 8px 12px; min-width: 220px; flex: 1 1 220px; max-width: 420px}
+.face-card .h {font-weight: 700; font-size: 1.05em}
+.pill {display: inline-block; border-radius: 999px; padding: 1px 9px; color: #fff; font-size: .85em;
+       font-weight: 700; background: var(--c)}
+.small {font-size: .88em; opacity: .85}
+table.probs {border-collapse: collapse; margin-top: 4px; font-size: .92em}
+table.probs td {padding: 1px 10px 1px 0}
+"""
+
+HOW_TO_READ = """
+### How to read this
+- **Verdict.** FAKE or REAL only when the calibrated fake probability of the most suspicious face is
+  clearly beyond the threshold (outside the *uncertain band* around it); otherwise UNCERTAIN.
+  The models disagreeing strongly also gives UNCERTAIN. NO FACE means nothing was judged: it is
+  **not** a REAL verdict.
+- **Probability.** The ensemble's calibrated probability that a face was manipulated: the members'
+  temperature-scaled logits are averaged. Per face, the frames are combined by the chosen
+  aggregation ("confident" = mean of the clearly fake frames when there are enough of them).
+  One swapped face makes the whole file fake, so the most suspicious face decides.
+- **Heatmaps (Grad-CAM).** Red = regions that pushed the models towards *fake*. They show where the
+  models looked, not proof of manipulation; on a real face they may light up anywhere.
+- **Threshold.** Lower it to catch more fakes at the price of more false alarms on real (e.g.
+  heavily compressed) video.
+- **Limits.** The models only know the kinds of fakes they were trained on (see the model card);
+  new generators, heavy compression, tiny or side-on faces, and filters can fool them.
+  Use this as one signal among others, never as proof.
+"""
+
+
+class AppConfig:
+    """Where the weights are; set by :func:`main` or ``$DEEPFAKE_DEMO_WEIGHTS``."""
+
+    weights: str | None = None
+
+
+def _weights() -> str | None:
+    return AppConfig.weights or os.environ.get("DEEPFAKE_DEMO_WEIGHTS") or None
+
+
+# ---------------------------------------------------------------- library calls
+
+def _detector():
+    """The cached Detector (loaded once per process). Raises gr.Error with the
+    library's message when there are no usable weights."""
+    from deepfake_demo.models import NoWeightsError, WeightsError
+    from deepfake_demo.pipeline import Detector
+
+    try:
+        return Detector.load(_weights(), "cpu")
+    except NoWeightsError as exc:
+        raise gr.Error(f"No trained weights: {exc}", title="No trained weights") from None
+    except (WeightsError, RuntimeError) as exc:
+        raise gr.Error(f"The models could not be loaded: {exc}", title="Weights problem") from None
+
+
+def _cards_status() -> tuple[list[Any], str | None]:
+    """Model cards (read from JSON only, no torch) and an error message if there are none."""
+    from deepfake_demo.models import NoWeightsError, WeightsError, read_cards, resolve_weights_dir
+
+    try:
+        return read_cards(resolve_weights_dir(_weights())), None
+    except NoWeightsError as exc:
+        return [], f"**No trained weights found.** {exc}"
+    except WeightsError as exc:
+        return [], f"**The weights cannot be used.** {exc}"
+
+
+def _warm_up() -> None:
+    """Load the models in the background at start-up so the first click is fast."""
+    try:
+        _detector()
+    except gr.Error:
+        pass  # the banner already says so; requests will say it again
+
+
+# ---------------------------------------------------------------- HTML pieces
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _badge_html(report) -> str:
+    v = report.verdict
+    c = VERDICT_COLOURS.get(v, "#64748b")
+    parts = [f'<div class="verdict-badge" style="background:{c}" id="verdict-badge">',
+             f'<div class="v">{_esc(v.replace("_", " "))}</div>']
+    if report.fake_probability is not None:
+        lo = max(0.0, report.threshold - report.uncertain_band)
+        hi = min(1.0, report.threshold + report.uncertain_band)
+        parts.append(f'<div class="p">calibrated fake probability <b>{report.fake_probability:.2f}</b>'
+                     f' &middot; threshold {report.threshold:.2f} (uncertain {lo:.2f}&ndash;{hi:.2f})</div>')
+    parts.append(f'<div class="r">{_esc(report.reason)}</div></div>')
+    if report.warnings:
+        parts.append('<div class="warn-box">&#9888; ' + "<br>&#9888; ".join(_esc(w) for w in report.warnings)
+                     + "</div>")
+    if report.models:
+        rows = "".join(f"<tr><td>{_esc(k)}</td><td><b>{v:.3f}</b></td></tr>" for k, v in report.models.items())
+        parts.append(f'<div class="small">per-model fake probability (deciding face):</div>'
+                     f'<table class="probs">{rows}</table>')
+    if report.ok:
+        span = f"{report.frames_analyzed} frame(s) analysed" if report.kind == "video" else "image"
+        size = f"{report.width}&times;{report.height}" if report.width else ""
+        parts.append(f'<div class="small">{span} &middot; {size} &middot; {report.seconds:.1f} s</div>')
+    return "".join(parts)
+
+
+def _faces_html(report) -> str:
+    if not report.faces:
+        return f'<div class="small">{_esc("No face tracks." if report.ok else "")}</div>'
+    cards = []
+    for t in report.faces:
+        c = VERDICT_COLOURS.get(t.verdict, "#64748b")
+        first, last = t.observations[0].time_s, t.observations[-1].time_s
+        where = (f"{len(t.observations)} frame(s), {first:.1f}&ndash;{last:.1f} s" if report.kind == "video"
+                 else "in the image")
+        models = ", ".join(f"{_esc(k)} {v:.2f}" for k, v in t.models.items())
+        cards.append(
+            f'<div class="face-card" style="--c:{c}"><div class="h">Face {t.id} '
+            f'<span class="pill">{_esc(t.verdict)}</span> {t.fake_probability:.2f}</div>'
+            f'<div class="small">{where}</div><div class="small">{models}</div>'
+            f'<div class="small">{_esc(t.reason)}</div></div>')
+    return '<div class="face-cards">' + "".join(cards) + "</div>"
+
+
+def _card_markdown(cards: Sequence[Any]) -> str:
+    """The model card(s) as Markdown, from each card's JSON ``info``."""
+    if not cards:
+        return "No model card: no weights are loaded."
+    skip = {"name", "arch", "sha256", "weights_file", "mean", "std", "interpolation", "warning"}
+    out = []
+    for card in cards:
+        info = dict(card.info)
+        out.append(f"#### {card.name} (`{card.spec.arch}`, {card.spec.input_size}px, "
+                   f"crop margin {card.spec.crop_margin}, temperature {card.spec.temperature:g})")
+        if card.warning:
+            out.append(f"> **Warning: {card.warning}**")
+        for key in sorted(k for k in info if k not in skip):
+            val = info[key]
+            if isinstance(val, dict):
+                inner = "; ".join(f"{k}: {_fmt(v)}" for k, v in val.items())
+                out.append(f"- **{key.replace('_', ' ')}**: {inner}")
+            elif isinstance(val, (list, tuple)):
+                out.append(f"- **{key.replace('_', ' ')}**: " + "; ".join(_fmt(v) for v in val))
+            else:
+                out.append(f"- **{key.replace('_', ' ')}**: {_fmt(val)}")
+        out.append(f"- **weights**: `{card.weights_path.name}` sha256 `{card.sha256[:16]}...`")
+    return "\n".join(out)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+# ---------------------------------------------------------------- handlers
+
+def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
+    """Everything the UI shows for one Report, in output order."""
+    from deepfake_demo import render
+
+    faces_gallery, frames_gallery, video, plot = [], [], None, None
+    if report.ok and report.frames:
+        progress(0.96, "drawing heatmaps")
+        for img, f in zip(render.annotated_frames(report, opacity), report.frames):
+            n = len(render.observations_by_frame(report).get(f.index, []))
+            if n or report.kind != "video":
+                frames_gallery.append((img, f"t={f.time_s:.2f}s frame {f.index}: {n} face(s)"))
+        for t in report.faces:
+            for o in t.observations:
+                if o.crop is not None:
+                    names = " | ".join(["crop", "ensemble"] + list(o.model_cams))
+                    faces_gallery.append((render.face_panel(o, opacity),
+                                          f"face {t.id} t={o.time_s:.2f}s p={o.fake_probability:.2f} [{names}]"))
+        plot = render.probability_figure(report)
+        if want_video and report.kind == "video":
+            progress(0.98, "writing annotated video")
+            out_dir = Path(tempfile.mkdtemp(prefix="deepfake_demo_"))
+            video = str(render.write_annotated_video(report, out_dir / f"{_stem(report)}_annotated.mp4", opacity))
+    json_path = Path(tempfile.mkdtemp(prefix="deepfake_demo_")) / f"{_stem(report)}_report.json"
+    json_path.write_text(report.to_json(indent=2))
+    return (report.verdict, _badge_html(report), _faces_html(report), frames_gallery, faces_gallery, plot,
+            video, str(json_path))
+
+
+def _stem(report) -> str:
+    import re
+
+    return re.sub(r"[^\w.-]+", "_", Path(report.path).stem if report.path else "input")[:60] or "input"
+
+
+def _run(path: str | None, kind: str, frames: int | None, models: Sequence[str] | None, threshold: float,
+         opacity: float, aggregation: str | None, progress) -> tuple:
+    if not path:
+        raise gr.Error(f"Please upload {'an image' if kind == 'image' else 'a video'} first.")
+    if not 0.0 < float(threshold) < 1.0:
+        raise gr.Error("The threshold must be between 0 and 1.")
+    det = _detector()
+    if models is not None and not list(models):
+        raise gr.Error("Select at least one model.")
+    progress(0.0, "starting")
+    try:
+        report = det.analyze(path, frames=frames, heatmaps=True, threshold=float(threshold),
+                             aggregation=aggregation or None, models=list(models) if models else None,
+                             progress=lambda f, d: progress(0.95 * f, d))
+        return _outputs(report, float(opacity), kind == "video", progress)
+    except gr.Error:
+        raise
+    except Exception as exc:  # never a stack trace in the UI; the log keeps it
+        log.exception("analysis of %s failed", path)
+        raise gr.Error(f"Internal error while analysing ({exc.__class__.__name__}: {exc})") from None
+
+
+def analyze_image(image: str | None, models: list[str] | None = None, threshold: float = 0.5,
+                  opacity: float = 0.5, aggregation: str = "confident",
+                  progress=gr.Progress()) -> tuple:
+    """Analyse an image file. Outputs: verdict, badge HTML, face cards HTML, annotated
+    frames, face panels, probability plot, annotated video (None), JSON report path."""
+    return _run(image, "image", 1, models, threshold, opacity, aggregation, progress)
+
+
+def analyze_video(video: str | None, frames: int = 32, models: list[str] | None = None, threshold: float = 0.5,
+                  opacity: float = 0.5, aggregation: str = "confident", progress=gr.Progress()) -> tuple:
+    """Analyse a video file; outputs as :func:`analyze_image`, with the annotated video."""
+    return _run(video, "video", int(frames), models, threshold, opacity, aggregation, progress)
+
+
+# ---------------------------------------------------------------- layout
+
+def _example_files(kind: str) -> list[str]:
+    exts = (".jpg", ".jpeg", ".png") if kind == "image" else (".mp4", ".webm")
+    return sorted(str(p) for p in EXAMPLES.glob("*") if p.suffix.lower() in exts)
+
+
+def build_demo() -> gr.Blocks:
+    """The Blocks app (not launched). Reads the model cards (JSON only); the
+    models themselves load on first use or in :func:`main`'s warm-up."""
+    from deepfake_demo.aggregate import STRATEGIES
+    from deepfake_demo.config import DECISION, LIMITS
+
+    cards, problem = _cards_status()
+    names = [c.name for c in cards]
+    card_warnings = [f"{c.name}: {c.warning}" for c in cards if c.warning]
+
+    with gr.Blocks(title="Deepfake detector") as demo:
+        gr.Markdown("# Deepfake detector\nUpload a photo or a video with faces. Every face is scored by an "
+                    "ensemble of image classifiers; the heatmaps show where they looked.")
+        if problem:
+            gr.Markdown(f'<div class="warn-box" id="no-weights">{problem}</div>')
+        if card_warnings:
+            gr.Markdown('<div class="warn-box" id="weights-warning">&#9888; ' +
+                        "<br>&#9888; ".join(html.escape(w) for w in card_warnings) + "</div>")
+
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                with gr.Tabs():
+                    with gr.Tab("Image", id="image-tab"):
+                        image_in = gr.Image(type="filepath", image_mode=None, label="Image",
+                                            sources=["upload", "webcam", "clipboard"], height=320)
+                        image_btn = gr.Button("Analyse image", variant="primary", elem_id="analyze-image")
+                    with gr.Tab("Video", id="video-tab"):
+                        video_in = gr.Video(label="Video", sources=["upload", "webcam"], height=320)
+                        frames_in = gr.Slider(1, LIMITS.max_frames_analyzed, value=DECISION.default_frames,
+                                              step=1, label="Frames to analyse",
+                                              info="sampled evenly; more = slower but steadier")
+                        video_btn = gr.Button("Analyse video", variant="primary", elem_id="analyze-video")
+                with gr.Accordion("Settings", open=True):
+                    models_in = gr.CheckboxGroup(names, value=names, label="Models of the ensemble",
+                                                 info="untick to see one model alone")
+                    threshold_in = gr.Slider(0.05, 0.95, value=DECISION.threshold, step=0.01,
+                                             label="Decision threshold",
+                                             info=f"uncertain within ±{DECISION.uncertain_band:g} of it")
+                    opacity_in = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
+                    aggregation_in = gr.Dropdown(sorted(STRATEGIES), value=DECISION.aggregation,
+                                                 label="How a face's frames are combined")
+            with gr.Column(scale=3, min_width=420):
+                verdict_out = gr.Label(label="Verdict", elem_id="verdict-label", show_label=True)
+                badge_out = gr.HTML(elem_id="badge")
+                faces_out = gr.HTML(label="Faces", elem_id="faces")
+                plot_out = gr.Plot(label="Fake probability over time (one line per face)", elem_id="plot")
+
+        with gr.Row():
+            frames_out = gr.Gallery(label="Analysed frames (boxes, scores, heatmaps): click to enlarge",
+                                    columns=4, height=360, object_fit="contain", elem_id="frames-gallery")
+        with gr.Row():
+            faces_gallery_out = gr.Gallery(label="Face crops beside their heatmaps (crop | ensemble | each model)",
+                                           columns=2, height=300, object_fit="contain", elem_id="faces-gallery")
+        with gr.Row():
+            video_out = gr.Video(label="Annotated video (analysed frames)", elem_id="annotated-video",
+                                 interactive=False)
+            json_out = gr.File(label="JSON report", elem_id="json-report", interactive=False)
+        with gr.Accordion("How to read this", open=False):
+            gr.Markdown(HOW_TO_READ)
+        with gr.Accordion("Model card", open=False):
+            gr.Markdown(_card_markdown(cards), elem_id="model-card")
+
+        outputs = [verdict_out, badge_out, faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
+        image_btn.click(analyze_image, [image_in, models_in, threshold_in, opacity_in, aggregation_in], outputs,
+                        api_name="analyze_image")
+        video_btn.click(analyze_video, [video_in, frames_in, models_in, threshold_in, opacity_in, aggregation_in],
+                        outputs, api_name="analyze_video")
+
+        imgs, vids = _example_files("image"), _example_files("video")
+        if imgs:
+            gr.Examples(imgs, inputs=[image_in], label="Example images (made by this project)",
+                        cache_examples=False)
+        if vids:
+            gr.Examples(vids, inputs=[video_in], label="Example videos (made by this project)",
+                        cache_examples=False)
+    return demo
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Deepfake detector web app (Gradio).")
+    p.add_argument("--host", default=os.environ.get("DEEPFAKE_DEMO_HOST", "127.0.0.1"),
+                   help="interface to listen on (0.0.0.0 for all; $DEEPFAKE_DEMO_HOST)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("DEEPFAKE_DEMO_PORT", "7860")),
+                   help="port ($DEEPFAKE_DEMO_PORT, default 7860)")
+    p.add_argument("--share", action="store_true", default=_env_bool("DEEPFAKE_DEMO_SHARE"),
+                   help="also serve through a public gradio.live link ($DEEPFAKE_DEMO_SHARE=1)")
+    p.add_argument("--weights", default=None, help="weights directory or Hub repo id ($DEEPFAKE_DEMO_WEIGHTS)")
+    p.add_argument("--no-warm-up", action="store_true", help="load the models on the first request instead")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.weights:
+        AppConfig.weights = args.weights
+    demo = build_demo()
+    demo.queue(default_concurrency_limit=int(os.environ.get("DEEPFAKE_DEMO_CONCURRENCY", "1")),
+               max_size=int(os.environ.get("DEEPFAKE_DEMO_QUEUE_SIZE", "16")))
+    if not args.no_warm_up:
+        threading.Thread(target=_warm_up, daemon=True).start()
+    # On a Space the platform sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT; they win over our defaults.
+    host = os.environ.get("GRADIO_SERVER_NAME") or args.host
+    port = int(os.environ.get("GRADIO_SERVER_PORT") or args.port)
+    demo.launch(server_name=host, server_port=port, share=args.share, show_error=True, css=_CSS,
+                theme=gr.themes.Soft())
+
+
+if __name__ == "__main__":
+    main()
