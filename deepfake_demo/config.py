@@ -90,6 +90,7 @@ class Limits:
     max_video_duration_s: float = 15 * 60.0
     max_video_frames: int = 60 * 60 * 60  # one hour at 60 fps
     max_frames_analyzed: int = 256
+    max_decoded_mb: float = 4096.0  # sampled frames are kept for heatmaps: frames x W x H x 3 bytes
 
 
 LIMITS = Limits()

@@ -161,6 +161,10 @@ def sample_indices(frame_count: int, n: int) -> list[int]:
     return sorted(set(int(i) for i in np.clip(idx, 0, frame_count - 1)))
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
 def _rotation(cap: cv2.VideoCapture) -> int:
     meta = getattr(cv2, "CAP_PROP_ORIENTATION_META", None)
     if meta is None:
@@ -216,9 +220,16 @@ def load_video(
         duration = count / fps
         if duration > limits.max_video_duration_s:
             raise MediaError(
-                f"video is {duration / 60:.1f} min long, above the {limits.max_video_duration_s / 60:.0f} min limit; trim it first"
+                f"video is {_duration(duration)} long, above the {_duration(limits.max_video_duration_s)} limit; "
+                "trim it first"
             )
         wanted = sample_indices(count, n_frames)
+        need_mb = len(wanted) * w * h * 3 / 2**20
+        if need_mb > limits.max_decoded_mb:
+            fit = max(1, int(limits.max_decoded_mb * 2**20 // (w * h * 3)))
+            raise MediaError(
+                f"{len(wanted)} frames of {w}x{h} would need {need_mb:.0f} MB of memory; analyse at most {fit} frames"
+            )
         frames = list(_read_sampled(cap, wanted, manual_rotation, fps, progress))
     finally:
         cap.release()

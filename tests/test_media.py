@@ -161,3 +161,19 @@ def test_truncated_video_keeps_decodable_frames_or_refuses(tmp_path, videos):
             assert str(exc)
         else:
             assert 1 <= len(m.frames) <= 8
+
+
+def test_limits_refuse_with_a_message(videos):
+    from deepfake_demo.config import Limits
+
+    v = next(p for p in videos if "youtube_634" in p.name)  # 1280x720, ~12 s
+    with pytest.raises(MediaError, match=r"video is 1\d s long, above the 5 s limit"):
+        load_video(v, 4, Limits(max_video_duration_s=5))
+    with pytest.raises(MediaError, match="above the 1000 px limit"):
+        load_video(v, 4, Limits(max_video_side=1000))
+    with pytest.raises(MediaError, match="MB limit"):
+        load_video(v, 4, Limits(max_file_mb=0.1))
+    with pytest.raises(MediaError, match="analyse at most 7 frames"):
+        load_video(v, 32, Limits(max_decoded_mb=20))
+    with pytest.raises(MediaError, match="at most 256 frames"):
+        load_video(v, 1000)

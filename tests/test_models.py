@@ -1,0 +1,98 @@
+"""Weights: local directory, Hugging Face Hub cache (offline), integrity checks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepfake_demo.models import NoWeightsError, WeightsError, load_ensemble, read_cards, resolve_weights_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hub_cache(cache: Path, repo: str, files: list[Path], commit: str = "0123456789abcdef0123456789abcdef01234567"):
+    """Lay out files as huggingface_hub's cache does: blobs by hash, snapshot symlinks, refs/main."""
+    base = cache / ("models--" + repo.replace("/", "--"))
+    (base / "blobs").mkdir(parents=True)
+    snap = base / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (base / "refs").mkdir()
+    (base / "refs" / "main").write_text(commit)
+    for f in files:
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        shutil.copy(f, base / "blobs" / digest)
+        os.symlink(os.path.relpath(base / "blobs" / digest, snap), snap / f.name)
+    return snap
+
+
+def _run(args, env_extra, cwd):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "DEEPFAKE_DEMO_"))}
+    env.update(env_extra)
+    return subprocess.run([sys.executable, "-m", "deepfake_demo", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=600)
+
+
+def test_local_dir_and_cards(tiny_weights):
+    cards = read_cards(tiny_weights)
+    assert [c.name for c in cards] == ["efficientnet_b0", "legacy_xception"]
+    assert all(len(c.sha256) == 64 and c.spec.input_size == 64 for c in cards)
+    assert read_cards(tiny_weights, ["legacy_xception"])[0].spec.arch == "legacy_xception"
+
+
+def test_hub_repo_from_local_cache_offline(tmp_path, tiny_weights, data_dir):
+    cache = tmp_path / "hub"
+    _hub_cache(cache, "someone/deepfake-demo-weights", sorted(tiny_weights.iterdir()))
+    img = sorted((data_dir / "faces" / "test" / "real" / "ffpp").glob("*.jpg"))[0]
+    env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    out = _run(["scan", str(img), "--json", "--quiet", "--weights", "someone/deepfake-demo-weights"], env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["verdict"] in ("FAKE", "REAL", "UNCERTAIN") and set(rep["models"]) == {"legacy_xception",
+                                                                                     "efficientnet_b0"}
+    # the environment variable works the same; an uncached repo says what is wrong, exit 2
+    out = _run(["scan", str(img), "--json", "--quiet"], {**env, "DEEPFAKE_DEMO_WEIGHTS": "someone/other"}, tmp_path)
+    assert out.returncode == 2
+    rep = json.loads(out.stdout)
+    assert rep["verdict"] == "ERROR" and "not in the local cache" in rep["error"]
+    assert "Traceback" not in out.stderr
+
+
+def test_sha_mismatch_refused(tmp_path, tiny_weights):
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    card = json.loads((d / "efficientnet_b0.json").read_text())
+    card["sha256"] = "0" * 64
+    (d / "efficientnet_b0.json").write_text(json.dumps(card))
+    with pytest.raises(WeightsError, match="does not match"):
+        load_ensemble(d)
+
+
+def test_missing_or_untrained_weights_refused(tmp_path, tiny_weights):
+    with pytest.raises(NoWeightsError, match="no trained weights"):
+        read_cards(tmp_path)
+    with pytest.raises(NoWeightsError, match="not found"):
+        resolve_weights_dir(tmp_path / "nowhere")
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    card = json.loads((d / "legacy_xception.json").read_text())
+    (d / "legacy_xception.json").write_text(json.dumps({**card, "trained": False}))
+    with pytest.raises(WeightsError, match="untrained"):
+        read_cards(d)
+    (d / "legacy_xception.safetensors").unlink()
+    with pytest.raises(NoWeightsError, match="missing"):
+        read_cards(d)
+
+
+def test_weights_that_do_not_fit_the_arch(tmp_path, tiny_weights):
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    card = json.loads((d / "efficientnet_b0.json").read_text())
+    (d / "efficientnet_b0.json").write_text(json.dumps({**card, "arch": "efficientnet_b1"}))
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_ensemble(d)
