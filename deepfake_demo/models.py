@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
 from .config import WEIGHTS_ENV, ModelSpec, spec_from_card
 
@@ -164,7 +166,6 @@ def build_model(card: ModelCard, device: str = "cpu"):
     """Create ``timm.create_model(arch, pretrained=False, num_classes=1)`` and load
     the card's safetensors weights after checking their sha256. Never unpickles."""
     import timm
-    import torch
     from safetensors.torch import load_file
 
     if card.sha256:
@@ -199,30 +200,21 @@ class MemberOutput:
     cams: np.ndarray | None = None
 
 
-class _Head:
-    """Factory for the module Grad-CAM sees: feature map -> identity (the CAM
-    target layer) -> the model's pooling + classifier. Backpropagating through
-    this reaches only the head, not the backbone."""
+class _HeadOnly(nn.Module):
+    """What Grad-CAM sees: feature map -> identity (the CAM target layer) -> the
+    model's pooling + classifier. Backpropagating through this module reaches
+    only the head, never the backbone."""
 
-    @staticmethod
-    def make(model):
-        import torch.nn as nn
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.features = nn.Identity()
 
-        class Head(nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.model = m
-                self.features = nn.Identity()
-
-            def forward(self, feats):
-                return self.model.forward_head(self.features(feats))
-
-        return Head(model)
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_head(self.features(feats))
 
 
-def _to_tensor(crops: np.ndarray, spec: ModelSpec, device):
-    import torch
-
+def _to_tensor(crops: np.ndarray, spec: ModelSpec, device) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
@@ -238,7 +230,7 @@ class Ensemble:
         self.models = list(models)
         self.device = device
         self.source = source
-        self._heads = [_Head.make(m) for m in self.models]
+        self._heads = [_HeadOnly(m) for m in self.models]
 
     @property
     def names(self) -> list[str]:
@@ -254,7 +246,6 @@ class Ensemble:
         The backbone runs without autograd; Grad-CAM (pytorch-grad-cam) sees only
         the head, so the map costs one small backward through pool + linear.
         """
-        import torch
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
