@@ -44,12 +44,17 @@ def observations_by_frame(report: Report) -> dict[int, list[tuple[FaceTrack, Fac
 
 def annotate_frame(report: Report, frame_index: int, opacity: float = 0.5, heatmap: bool = True) -> np.ndarray:
     """The analysed frame with each face's Grad-CAM, box and score drawn on it.
+
+    Each face's map is weighted by its fake probability, so heat means
+    suspicion: a face the models call real stays nearly clear, while the crop
+    panels (:func:`face_panel`) show every map at full contrast for inspection.
     Returns RGB uint8 (H, W, 3)."""
     frame = next(f for f in report.frames if f.index == frame_index)
     pairs = observations_by_frame(report).get(frame_index, [])
     img = frame.image
     if heatmap:
-        img = overlay_frame(img, [(o.cam, o.crop_box) for _, o in pairs if o.cam is not None], opacity)
+        img = overlay_frame(img, [(o.cam * o.fake_probability, o.crop_box) for _, o in pairs if o.cam is not None],
+                            opacity)
     else:
         img = img.copy()
     h, w = img.shape[:2]
