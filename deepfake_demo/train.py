@@ -1,0 +1,80 @@
+"""Train one ensemble member: ``python -m deepfake_demo.train --arch efficientnet_b0 ...``
+
+Then export it with ``--export weights/`` (fp16 safetensors + model card with
+temperature and threshold fitted on the validation split). See notes/training.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Sequence
+
+__all__ = ["main", "parse_config"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .training.trainer import TrainConfig
+
+    ap = argparse.ArgumentParser(prog="python -m deepfake_demo.train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = TrainConfig()
+    helps = {
+        "arch": "timm architecture (legacy_xception, efficientnet_b0, ...)",
+        "input_size": "model input side in pixels (written into the card)",
+        "samples_per_epoch": "samples drawn per epoch (validation + checkpoint after each)",
+        "schedule": "onecycle | cosine | time (cosine annealed over --max-minutes)",
+        "loss": "bce | focal",
+        "device": "auto | cpu | cuda[:N]; AMP (bf16) and channels-last on CUDA",
+        "pretrained": "path to a .safetensors/.pt state dict to start from (hub-capable machines)",
+        "max_minutes": "wall-clock budget: stop and checkpoint when spent",
+        "max_steps": "stop after this many optimiser steps",
+        "resume": "resume from run_dir/last.pt if present",
+        "out_dir": "run directory (default runs/<arch>_<size>)",
+    }
+    for f in fields(TrainConfig):
+        name = "--" + f.name.replace("_", "-")
+        d = getattr(defaults, f.name)
+        if isinstance(d, bool):
+            ap.add_argument(name, action=argparse.BooleanOptionalAction, default=d, help=helps.get(f.name))
+            continue
+        typ = {"int": int, "float": float}.get(type(d).__name__, str)
+        if f.type in ("int | None",):
+            typ = int
+        elif f.type in ("float | None",):
+            typ = float
+        ap.add_argument(name, type=typ, default=d, help=helps.get(f.name))
+    ap.add_argument("--export", metavar="DIR", help="after training, write the best checkpoint to DIR as a member")
+    ap.add_argument("--export-only", action="store_true", help="skip training; export the run's best checkpoint")
+    ap.add_argument("--card-json", help="JSON file of extra keys for the model card")
+    return ap
+
+
+def parse_config(argv: Sequence[str] | None = None):
+    """(TrainConfig, argparse namespace) from command-line flags."""
+    from .training.trainer import TrainConfig
+
+    args = _parser().parse_args(argv)
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    return cfg, args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .training.trainer import export_member, train
+
+    cfg, args = parse_config(argv)
+    if not args.export_only:
+        summary = train(cfg)
+        print(json.dumps(summary, indent=1, default=str))
+    if args.export or args.export_only:
+        extra = json.loads(open(args.card_json).read()) if args.card_json else {}
+        cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
+        extra.setdefault("reproduce", cmd)
+        card = export_member(cfg.run_dir, args.export or "weights", **extra)
+        print(f"wrote {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

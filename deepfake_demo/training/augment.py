@@ -1,0 +1,75 @@
+"""Augmentations that mirror what real uploads do to a face: re-framing,
+flips, colour shifts, grayscale, blur, noise, downscaling and JPEG
+recompression. Pure functions on RGB uint8 (H, W, 3) arrays."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["augment", "jpeg", "resize_to"]
+
+
+def resize_to(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a square crop to (size, size, 3); INTER_AREA when shrinking, as
+    :func:`deepfake_demo.faces.crop_face` does."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(image, (size, size), interpolation=interp))
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """Re-encode as JPEG at ``quality`` (RGB uint8 in and out)."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _reframe(image: np.ndarray, rng: np.random.Generator, max_shift: float, scale_range: tuple[float, float]) -> np.ndarray:
+    """Random zoom and shift of the crop: detector boxes jitter between frames
+    and between the shared crops' sources."""
+    h, w = image.shape[:2]
+    s = rng.uniform(*scale_range)
+    tx, ty = rng.uniform(-max_shift, max_shift, 2) * np.array([w, h])
+    m = np.array([[s, 0, (1 - s) * w / 2 + tx], [0, s, (1 - s) * h / 2 + ty]], np.float32)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def augment(image: np.ndarray, rng: np.random.Generator, size: int, strength: float = 1.0) -> np.ndarray:
+    """One random augmentation of a face crop, resized to (size, size, 3) uint8.
+
+    Each operation fires with a probability scaled by ``strength`` (0 = only
+    the resize). Order follows an upload's life: framing, camera/colour, then
+    resampling and compression last.
+    """
+    p = float(np.clip(strength, 0.0, 1.0))
+    img = image
+    if rng.random() < 0.7 * p:
+        img = _reframe(img, rng, 0.06, (0.9, 1.12))
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    img = img.astype(np.float32)
+    if rng.random() < 0.5 * p:  # brightness / contrast / per-channel gain
+        img = (img - 128.0) * rng.uniform(0.8, 1.2) + 128.0 + rng.uniform(-20, 20)
+        img = img * rng.uniform(0.92, 1.08, 3).astype(np.float32)
+    if rng.random() < 0.3 * p:  # saturation
+        g = img.mean(axis=2, keepdims=True)
+        img = g + (img - g) * rng.uniform(0.6, 1.3)
+    if rng.random() < 0.05 * p:
+        img = np.repeat(img.mean(axis=2, keepdims=True), 3, axis=2)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2 * p:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.5))
+    if rng.random() < 0.3 * p:  # downscale then back up: low-resolution uploads
+        h = img.shape[0]
+        small = max(24, int(h * rng.uniform(0.35, 0.8)))
+        img = cv2.resize(cv2.resize(img, (small, small), interpolation=cv2.INTER_AREA), (h, h),
+                         interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.15 * p:
+        noise = rng.normal(0, rng.uniform(2, 8), img.shape).astype(np.float32)
+        img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    img = resize_to(np.ascontiguousarray(img), size)
+    if rng.random() < 0.5 * p:  # compression happens at the delivered size
+        img = jpeg(img, int(rng.integers(35, 96)))
+    return np.ascontiguousarray(img)

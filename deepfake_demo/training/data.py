@@ -1,0 +1,190 @@
+"""Face-crop cache for training and evaluation.
+
+Faces are re-detected (MTCNN, :func:`deepfake_demo.faces.detect_faces`) on the
+shared crops and photos and cut with the ONE crop function
+(:func:`deepfake_demo.faces.crop_face`) at the model spec's margin, so training
+sees the framing inference produces. Crops are stored as uint8 arrays with the
+5 landmarks in crop pixels, in ``runs/cache`` (never in the repository).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "DATA_ROOT",
+    "CACHE_DIR",
+    "GROUPS",
+    "CropSet",
+    "list_group",
+    "crop_group",
+    "load_group",
+    "canonical_landmarks",
+    "split_train_val",
+    "main",
+]
+
+DATA_ROOT = Path(os.environ.get("DEEPFAKE_DEMO_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+CACHE_DIR = Path(__file__).resolve().parents[2] / "runs" / "cache"
+
+# group name -> (folder under DATA_ROOT, label 0 real / 1 fake)
+GROUPS: dict[str, tuple[str, int]] = {
+    "train_real_ffpp": ("faces/train/real/ffpp", 0),
+    "train_real_utkface": ("faces/train/real/utkface", 0),
+    "train_fake_Deepfakes": ("faces/train/fake/Deepfakes", 1),
+    "train_fake_Face2Face": ("faces/train/fake/Face2Face", 1),
+    "train_fake_FaceSwap": ("faces/train/fake/FaceSwap", 1),
+    "train_fake_NeuralTextures": ("faces/train/fake/NeuralTextures", 1),
+    "test_real_ffpp": ("faces/test/real/ffpp", 0),
+    "test_fake_Deepfakes": ("faces/test/fake/Deepfakes", 1),
+    "test_fake_Face2Face": ("faces/test/fake/Face2Face", 1),
+    "test_fake_FaceSwap": ("faces/test/fake/FaceSwap", 1),
+    "test_fake_NeuralTextures": ("faces/test/fake/NeuralTextures", 1),
+}
+
+# Mean MTCNN landmarks of a 0.3-margin crop, as fractions of the crop side
+# (measured on the FF++ train crops); used where no face is found.
+_CANON = np.array([[0.355, 0.405], [0.645, 0.405], [0.5, 0.555], [0.38, 0.67], [0.62, 0.67]], np.float32)
+
+
+def canonical_landmarks(size: int) -> np.ndarray:
+    """Typical 5 landmarks (eyes, nose, mouth corners) of a face crop, (5, 2) pixels."""
+    return _CANON * float(size)
+
+
+@dataclass(frozen=True)
+class CropSet:
+    """Cached crops of one group: images (N, S, S, 3) uint8 RGB, landmarks
+    (N, 5, 2) float32 crop pixels, detected (N,) bool, labels (N,) int, paths."""
+
+    name: str
+    images: np.ndarray
+    landmarks: np.ndarray
+    detected: np.ndarray
+    labels: np.ndarray
+    paths: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def list_group(group: str, root: Path = DATA_ROOT) -> list[Path]:
+    """Image files of one group, in a stable order."""
+    folder = root / GROUPS[group][0]
+    exts = (".jpg", ".jpeg", ".png")
+    return sorted(p for p in folder.iterdir() if p.name.lower().endswith(exts))
+
+
+def _cache_path(group: str, size: int, margin: float, cache_dir: Path) -> Path:
+    return cache_dir / f"{group}_s{size}_m{margin:g}.npz"
+
+
+def crop_group(paths: Sequence[Path], size: int, margin: float, detector=None,
+               interpolation: str = "bicubic", progress: bool = True):
+    """Re-detect the face in each image and crop it with :func:`crop_face`.
+
+    Returns (images (N, S, S, 3) uint8, landmarks (N, 5, 2) float32 in crop
+    pixels, detected (N,) bool). Where MTCNN finds no face, the whole image is
+    the box and the landmarks are :func:`canonical_landmarks`.
+    """
+    from PIL import Image
+
+    from ..faces import crop_face, detect_faces, load_face_detector, square_box
+
+    from dataclasses import replace
+
+    from ..config import DETECTOR
+
+    # the shared images are face crops/chips: the face fills them, so the
+    # pyramid need not search for small faces (5x faster, same detector)
+    settings = replace(DETECTOR, mtcnn_min_face_size=max(DETECTOR.mtcnn_min_face_size, 60))
+    det = detector if detector is not None else load_face_detector("cpu", settings)
+    n = len(paths)
+    images = np.zeros((n, size, size, 3), np.uint8)
+    lms = np.zeros((n, 5, 2), np.float32)
+    found = np.zeros(n, bool)
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="crop", mininterval=5)
+    for i in it:
+        img = np.asarray(Image.open(paths[i]).convert("RGB"))
+        h, w = img.shape[:2]
+        faces = detect_faces(det, img, settings=settings)
+        if faces:
+            # the crop's subject is the biggest face; small ones are background people
+            face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+            box = face.box
+            sx1, sy1, sx2, _ = square_box(box, margin)
+            scale = size / float(sx2 - sx1)
+            lms[i] = (np.asarray(face.landmarks, np.float32) - [sx1, sy1]) * scale
+            found[i] = True
+        else:
+            # whole image as the box: the shared crops are already face crops
+            box = (0.0, 0.0, float(w), float(h))
+            lms[i] = canonical_landmarks(size) * (1.0 / (1.0 + margin)) + size * margin / (2 * (1 + margin))
+        images[i] = crop_face(img, box, margin, size, interpolation)
+    return images, lms, found
+
+
+def load_group(group: str, size: int = 160, margin: float = 0.3, cache_dir: Path = CACHE_DIR,
+               root: Path = DATA_ROOT, build: bool = True) -> CropSet:
+    """The cached crops of ``group``; built (slow: MTCNN per image) if missing."""
+    path = _cache_path(group, size, margin, cache_dir)
+    if not path.exists():
+        if not build:
+            raise FileNotFoundError(f"{path} missing; run `python -m deepfake_demo.training.data`")
+        files = list_group(group, root)
+        images, lms, found = crop_group(files, size, margin)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=images, landmarks=lms, detected=found,
+                 paths=np.array([str(p.relative_to(root)) for p in files]))
+        os.replace(tmp, path)
+    z = np.load(path)
+    label = GROUPS[group][1]
+    return CropSet(group, z["images"], z["landmarks"], z["detected"],
+                   np.full(len(z["images"]), label, np.int64), [str(p) for p in z["paths"]])
+
+
+def split_train_val(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random index split (train, val). The shared FF++ crops (`roi_N.jpg`) carry
+    no video id and UTKFace names no person, so the split cannot be by video or
+    identity: frames of one video may fall on both sides."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(n)
+    k = int(round(n * val_frac))
+    return np.sort(idx[k:]), np.sort(idx[:k])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m deepfake_demo.training.data [--size 160] [--margin 0.3] [groups...]`"""
+    import argparse
+
+    import torch
+
+    ap = argparse.ArgumentParser(description="Re-detect and crop the shared faces into runs/cache")
+    ap.add_argument("groups", nargs="*", default=list(GROUPS))
+    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--margin", type=float, default=0.3)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    stats = {}
+    for g in args.groups:
+        cs = load_group(g, args.size, args.margin)
+        stats[g] = {"n": len(cs), "no_face": int((~cs.detected).sum())}
+        print(g, stats[g], flush=True)
+    (CACHE_DIR / f"stats_s{args.size}_m{args.margin:g}.json").write_text(json.dumps(stats, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

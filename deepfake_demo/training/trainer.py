@@ -1,0 +1,381 @@
+"""Train one ensemble member on cached face crops + Self-Blended Images.
+
+Real: FF++ originals and UTKFace. Fake: the four FF++ manipulations and
+self-blended images made on the fly from the real faces. A fixed validation
+split (same for every member, so the ensemble can be validated too) is carved
+out of faces/train; temperature and threshold are fitted on it only.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..config import MODEL_SPECS, ModelSpec
+from .augment import augment, resize_to
+from .data import CACHE_DIR, DATA_ROOT, load_group, split_train_val
+from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
+from .sbi import self_blend
+
+__all__ = ["TrainConfig", "TrainData", "load_train_data", "train", "predict_logits", "member_spec", "RUNS_DIR"]
+
+RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
+SPLIT_SEED = 1234  # one validation split for every member
+REAL_GROUPS = ("train_real_ffpp", "train_real_utkface")
+FAKE_GROUPS = ("train_fake_Deepfakes", "train_fake_Face2Face", "train_fake_FaceSwap", "train_fake_NeuralTextures")
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "efficientnet_b0"
+    input_size: int = 128
+    epochs: int = 6
+    samples_per_epoch: int = 8000
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"  # onecycle | cosine | time (cosine over --max-minutes of wall clock)
+    loss: str = "bce"  # bce | focal
+    focal_gamma: float = 2.0
+    seed: int = 0
+    device: str = "auto"
+    pretrained: str | None = None
+    name: str | None = None
+    out_dir: str | None = None
+    cache_size: int = 160
+    crop_margin: float | None = None  # None: the arch's spec
+    val_frac: float = 0.1
+    val_max_per_group: int = 250
+    sbi_frac: float = 0.25
+    ffpp_fake_frac: float = 0.25
+    utk_frac: float = 0.2  # share of real samples drawn from UTKFace (the rest: FF++ originals)
+    aug_strength: float = 1.0
+    workers: int = 1
+    threads: int = 2
+    max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
+    max_minutes: float | None = None  # stop (and checkpoint) after this wall time
+    resume: bool = True
+    groups_limit: int | None = None  # use only the first N images per group (tests)
+    cache_dir: str | None = None
+    data_root: str | None = None
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.arch}_{self.input_size}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else RUNS_DIR / self.run_name
+
+
+def member_spec(cfg: TrainConfig, temperature: float = 1.0, threshold: float = 0.5) -> ModelSpec:
+    """The spec inference will use for this member (arch defaults + our size/margin)."""
+    base = MODEL_SPECS.get(cfg.arch) or ModelSpec(arch=cfg.arch, input_size=cfg.input_size)
+    return replace(base, input_size=cfg.input_size,
+                   crop_margin=base.crop_margin if cfg.crop_margin is None else cfg.crop_margin,
+                   temperature=float(temperature), threshold=float(threshold))
+
+
+@dataclass
+class TrainData:
+    """Pools of cached crops (uint8, cache_size) with landmarks, split train/val."""
+
+    real_ffpp: tuple[np.ndarray, np.ndarray]
+    real_utk: tuple[np.ndarray, np.ndarray]
+    fake: tuple[np.ndarray, np.ndarray]  # images, method index
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    val_groups: list[str]
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def load_train_data(cfg: TrainConfig) -> TrainData:
+    spec = member_spec(cfg)
+    kw = dict(size=cfg.cache_size, margin=spec.crop_margin)
+    if cfg.cache_dir:
+        kw["cache_dir"] = Path(cfg.cache_dir)
+    if cfg.data_root:
+        kw["root"] = Path(cfg.data_root)
+    pools: dict[str, Any] = {}
+    val_im, val_y, val_g = [], [], []
+    counts: dict[str, Any] = {}
+    for g in REAL_GROUPS + FAKE_GROUPS:
+        cs = load_group(g, **kw)
+        n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
+        tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
+        va = va[: cfg.val_max_per_group]
+        pools[g] = (cs.images[tr], cs.landmarks[tr])
+        val_im.append(cs.images[va])
+        val_y += [int(cs.labels[0])] * len(va)
+        val_g += [g] * len(va)
+        counts[g] = {"train": int(len(tr)), "val": int(len(va)), "no_face": int((~cs.detected[:n]).sum())}
+    fake_im = np.concatenate([pools[g][0] for g in FAKE_GROUPS])
+    fake_m = np.concatenate([np.full(len(pools[g][0]), i) for i, g in enumerate(FAKE_GROUPS)])
+    return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
+                     np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts)
+
+
+class _EpochSet:
+    """Map-style dataset for one epoch: a fixed plan of (kind, index); each item
+    gets its own RNG from (seed, epoch, item), so runs are reproducible with workers."""
+
+    KINDS = ("real_ffpp", "real_utk", "fake_ffpp", "sbi")
+
+    def __init__(self, data: TrainData, cfg: TrainConfig, epoch: int):
+        self.d, self.cfg, self.epoch = data, cfg, epoch
+        rng = np.random.default_rng([cfg.seed, epoch, 7])
+        n = cfg.samples_per_epoch
+        real_share = 1.0 - cfg.sbi_frac - cfg.ffpp_fake_frac
+        p = np.array([real_share * (1 - cfg.utk_frac), real_share * cfg.utk_frac, cfg.ffpp_fake_frac, cfg.sbi_frac])
+        self.kind = rng.choice(4, size=n, p=p / p.sum())
+        sizes = [len(data.real_ffpp[0]), len(data.real_utk[0]), len(data.fake[0])]
+        self.index = np.zeros(n, np.int64)
+        self.sbi_src = rng.random(n) < 0.5  # SBI from an FF++ frame or a UTKFace photo
+        for k in range(3):
+            m = self.kind == k
+            self.index[m] = rng.integers(0, sizes[k], m.sum())
+        m = self.kind == 3
+        self.index[m] = np.where(self.sbi_src[m], rng.integers(0, sizes[0], m.sum()), rng.integers(0, sizes[1], m.sum()))
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, int(i)])
+        k, j = int(self.kind[i]), int(self.index[i])
+        if k == 0:
+            img, y = self.d.real_ffpp[0][j], 0.0
+        elif k == 1:
+            img, y = self.d.real_utk[0][j], 0.0
+        elif k == 2:
+            img, y = self.d.fake[0][j], 1.0
+        else:
+            pool = self.d.real_ffpp if self.sbi_src[i] else self.d.real_utk
+            img, _ = self_blend(pool[0][j], pool[1][j], rng)
+            y = 1.0
+        out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
+        return torch.from_numpy(out), torch.tensor(y, dtype=torch.float32)
+
+
+def _normalize(x, spec: ModelSpec, device):
+    """uint8 (N, S, S, 3) tensor -> normalised float (N, 3, S, S), channels-last."""
+    import torch
+
+    x = x.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def predict_logits(model, images: np.ndarray, spec: ModelSpec, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+    """Raw logits (N,) of uint8 crops (N, S, S, 3), resized to the spec's input size."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(images), batch_size):
+            batch = np.stack([resize_to(im, spec.input_size) for im in images[s:s + batch_size]])
+            x = _normalize(torch.from_numpy(batch), spec, device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+                out.append(model(x).float().view(-1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _loss_fn(cfg: TrainConfig):
+    import torch
+    import torch.nn.functional as F
+
+    if cfg.loss == "bce":
+        return lambda logits, y: F.binary_cross_entropy_with_logits(logits, y)
+    if cfg.loss == "focal":
+        def focal(logits, y):
+            bce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+            p_t = torch.exp(-bce)
+            return ((1 - p_t) ** cfg.focal_gamma * bce).mean()
+        return focal
+    raise ValueError(f"unknown loss {cfg.loss!r}; use bce or focal")
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) one member. Writes ``run_dir/last.pt`` every epoch,
+    ``best.pt`` at the best validation AUC, and ``metrics.jsonl``. Returns the
+    final summary (best epoch, its validation metrics, fitted temperature)."""
+    import timm
+    import torch
+    from torch.utils.data import DataLoader
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    device = _resolve_device(cfg.device)
+    cuda = device.startswith("cuda")
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec = member_spec(cfg)
+    data = data or load_train_data(cfg)
+
+    model = timm.create_model(cfg.arch, pretrained=False, num_classes=1, drop_rate=0.2)
+    if cfg.pretrained:  # hub-capable machines: start from ImageNet weights, new head
+        from safetensors.torch import load_file
+
+        sd = load_file(cfg.pretrained) if cfg.pretrained.endswith(".safetensors") else torch.load(cfg.pretrained, map_location="cpu")
+        sd = {k: v for k, v in sd.items() if not k.startswith(model.default_cfg.get("classifier", "classifier"))}
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        print(f"pretrained: {len(missing)} missing (head), {len(unexpected)} unexpected keys")
+    model = model.to(device).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(cfg.samples_per_epoch / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total, pct_start=0.15)
+    elif cfg.schedule == "time":
+        if not cfg.max_minutes:
+            raise ValueError("--schedule time anneals over --max-minutes; give it")
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)  # lr set by wall clock below
+    elif cfg.schedule == "cosine":
+        warm = max(1, total // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    else:
+        raise ValueError(f"unknown schedule {cfg.schedule!r}; use onecycle or cosine")
+    loss_fn = _loss_fn(cfg)
+
+    start_epoch, step, best, prior_s = 0, 0, {"val_auc": -1.0}, 0.0
+    last = run_dir / "last.pt"
+    if cfg.resume and last.exists():
+        ck = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch, step, best, prior_s = ck["epoch"] + 1, ck["step"], ck["best"], ck.get("elapsed_s", 0.0)
+        print(f"resumed {last} at epoch {start_epoch}, step {step}")
+    (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+
+    t0 = time.time() - prior_s  # elapsed time survives a resume
+    budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
+    warm_s = 0.05 * budget_s if budget_s else 0.0
+    stop = False
+    for epoch in range(start_epoch, cfg.epochs):
+        ds = _EpochSet(data, cfg, epoch)
+        dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
+                        drop_last=len(ds) >= cfg.batch_size, pin_memory=cuda,
+                        persistent_workers=False)
+        model.train()
+        it = dl
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(dl, desc=f"{cfg.run_name} ep {epoch + 1}/{cfg.epochs}", mininterval=10)
+        te, n_seen, loss_sum, correct = time.time(), 0, 0.0, 0
+        for x, y in it:
+            if cfg.schedule == "time":
+                # a CPU run's speed is unknown in advance (shared cores): anneal by wall clock
+                el = time.time() - t0
+                f = min(1.0, el / budget_s)
+                scale = min(1.0, (el + 1) / warm_s) * 0.5 * (1 + math.cos(math.pi * f))
+                for gr in opt.param_groups:
+                    gr["lr"] = cfg.lr * max(scale, 0.01)
+            x = _normalize(x, spec, device)
+            y = y.to(device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                logits = model(x).float().view(-1)
+                loss = loss_fn(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            if step < total - 1:
+                sched.step()
+            step += 1
+            n_seen += len(y)
+            loss_sum += float(loss) * len(y)
+            correct += int(((logits > 0).float() == y).sum())
+            if progress and hasattr(it, "set_postfix"):
+                it.set_postfix(loss=f"{loss_sum / n_seen:.3f}", acc=f"{correct / n_seen:.3f}", refresh=False)
+            if cfg.max_steps is not None and step >= cfg.max_steps:
+                stop = True
+            if budget_s is not None and time.time() - t0 > budget_s:
+                stop = True
+            if stop:
+                break
+        train_s = time.time() - te
+        val_logits = predict_logits(model, data.val_images, spec, device)
+        yv = data.val_labels
+        temp = fit_temperature(yv, val_logits)
+        pv = sigmoid(val_logits / temp)
+        rec = {
+            "epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
+            "train_loss": loss_sum / max(n_seen, 1), "train_acc": correct / max(n_seen, 1),
+            "train_img_per_s": n_seen / max(train_s, 1e-9), "samples": n_seen,
+            "val_auc": roc_auc(yv, val_logits), "val_log_loss_raw": log_loss(yv, sigmoid(val_logits)),
+            "val_temperature": temp, "val_log_loss": log_loss(yv, pv), "val_ece": expected_calibration_error(yv, pv),
+            "val_acc": float(((pv >= 0.5) == yv).mean()),
+            "val_auc_per_group": {g: roc_auc(np.r_[np.zeros(int(((yv == 0)).sum())), np.ones(int(m.sum()))],
+                                             np.r_[val_logits[yv == 0], val_logits[m]])
+                                  for g in FAKE_GROUPS for m in [np.array(data.val_groups) == g]},
+            "elapsed_s": time.time() - t0,
+        }
+        with open(run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()
+                          if k != "val_auc_per_group"}), flush=True)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if rec["val_auc"] > best["val_auc"]:
+            best = {"val_auc": rec["val_auc"], "epoch": epoch + 1, "step": step}
+            torch.save({"model": state, "epoch": epoch, "val_logits": val_logits, "val_labels": yv,
+                        "val_groups": data.val_groups, "config": asdict(cfg), "metrics": rec}, run_dir / "best.pt.tmp")
+            (run_dir / "best.pt.tmp").replace(run_dir / "best.pt")
+        torch.save({"model": state, "opt": opt.state_dict(), "sched": sched.state_dict(), "epoch": epoch,
+                    "step": step, "best": best, "config": asdict(cfg), "elapsed_s": time.time() - t0},
+                   run_dir / "last.pt.tmp")
+        (run_dir / "last.pt.tmp").replace(last)
+        if stop:
+            break
+    return {"run_dir": str(run_dir), "best": best, "steps": step, "counts": data.counts}
+
+
+def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best", name: str | None = None,
+                  **card_info: Any) -> Path:
+    """Write ``run_dir/<which>.pt`` as fp16 safetensors + card into ``out_dir``,
+    with temperature and threshold fitted on the validation split only."""
+    import timm
+    import torch
+
+    from .export import save_member
+
+    run_dir = Path(run_dir)
+    ck = torch.load(run_dir / f"{which}.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**ck["config"])
+    model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    if "val_logits" in ck:
+        vl, vy = np.asarray(ck["val_logits"]), np.asarray(ck["val_labels"])
+    else:
+        data = load_train_data(cfg)
+        vl, vy = predict_logits(model, data.val_images, member_spec(cfg)), data.val_labels
+    # the weights are stored in fp16: calibrate what will be shipped
+    temp = fit_temperature(vy, vl)
+    pv = sigmoid(vl / temp)
+    thr = best_threshold(vy, pv)
+    spec = member_spec(cfg, temperature=round(temp, 4), threshold=round(thr, 4))
+    val = {"auc": roc_auc(vy, vl), "log_loss": log_loss(vy, pv), "ece": expected_calibration_error(vy, pv),
+           "n": int(len(vy)), "n_fake": int(vy.sum()), "epoch": int(ck["epoch"]) + 1}
+    return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
+                       validation=val, loss=cfg.loss, epochs_trained=int(ck["epoch"]) + 1,
+                       train_config=ck["config"], **card_info)
