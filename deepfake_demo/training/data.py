@@ -21,6 +21,8 @@ __all__ = [
     "DATA_ROOT",
     "CACHE_DIR",
     "GROUPS",
+    "TEST_GROUPS",
+    "SYNTHETIC_GROUPS",
     "CropSet",
     "list_group",
     "crop_group",
@@ -46,7 +48,13 @@ GROUPS: dict[str, tuple[str, int]] = {
     "test_fake_Face2Face": ("faces/test/fake/Face2Face", 1),
     "test_fake_FaceSwap": ("faces/test/fake/FaceSwap", 1),
     "test_fake_NeuralTextures": ("faces/test/fake/NeuralTextures", 1),
+    # out-of-domain check only (never trained on): whole generated faces vs FFHQ photos
+    "synthetic_real_ffhq": ("synthetic/real/ffhq", 0),
+    "synthetic_fake_stylegan": ("synthetic/fake/stylegan", 1),
+    "synthetic_fake_stylegan2": ("synthetic/fake/stylegan2", 1),
 }
+TEST_GROUPS = tuple(g for g in GROUPS if g.startswith("test_"))
+SYNTHETIC_GROUPS = tuple(g for g in GROUPS if g.startswith("synthetic_"))
 
 # Mean MTCNN landmarks of a 0.3-margin crop, as fractions of the crop side
 # (measured on the FF++ train crops); used where no face is found.
@@ -171,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     ap = argparse.ArgumentParser(description="Re-detect and crop the shared faces into runs/cache")
-    ap.add_argument("groups", nargs="*", default=list(GROUPS))
+    ap.add_argument("groups", nargs="*", default=[g for g in GROUPS if g not in SYNTHETIC_GROUPS])
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--margin", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=1)

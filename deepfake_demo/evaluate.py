@@ -1,0 +1,256 @@
+"""Evaluate the shipped ensemble: ``python -m deepfake_demo.evaluate``.
+
+1. Face crops of ``faces/test`` (re-detected and cut with the inference crop
+   function): per member and for the ensemble, AUC, accuracy, balanced
+   accuracy, log-loss, ECE, confusion matrix at the decision threshold, and
+   AUC per manipulation; ROC curves and a reliability diagram as PNG.
+2. The shared videos through the full pipeline
+   (``Detector.analyze(path, frames=N).fake_probability``): each video's
+   probability and verdict, and the video-level AUC.
+Results go to ``--out`` (default ``runs/eval``) as ``results.json`` and
+``results.md``; ``--write-cards`` adds the test figures to the model cards.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["evaluate_crops", "evaluate_videos", "plot_roc", "plot_reliability", "main"]
+
+ENSEMBLE = "ensemble"
+
+
+def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path | None):
+    """Test crops for one member: cached crops at ``cache_size`` (cut by
+    ``crop_face`` at the member's margin), resized to its input size."""
+    from .training.augment import resize_to
+    from .training.data import load_group
+
+    kw = {"root": data_root} if data_root else {}
+    ims, ys, gs = [], [], []
+    for g in groups:
+        cs = load_group(g, size=max(cache_size, spec.input_size), margin=spec.crop_margin, **kw)
+        ims.append(np.stack([resize_to(im, spec.input_size) for im in cs.images]))
+        ys.append(cs.labels)
+        gs += [g] * len(cs)
+    return np.concatenate(ims), np.concatenate(ys), np.asarray(gs)
+
+
+def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
+                   data_root: Path | None = None) -> dict[str, Any]:
+    """Score every member and the ensemble on the crops of ``groups``.
+    Returns {"labels", "groups", "probs": {name: (N,)}, "metrics": {name: {...}}}."""
+    from .aggregate import ensemble_probability
+    from .training.metrics import roc_auc, summarize
+
+    probs: dict[str, np.ndarray] = {}
+    labels = groups_arr = None
+    for card in ensemble.cards:
+        crops, y, g = _member_crops(card.spec, groups, cache_size, data_root)
+        t = time.time()
+        out = ensemble.run(card.name, crops, with_cam=False, batch_size=32)
+        print(f"{card.name}: {len(crops)} crops in {time.time() - t:.1f} s", flush=True)
+        probs[card.name] = out.probs.astype(np.float64)
+        labels, groups_arr = y, g
+    probs[ENSEMBLE] = ensemble_probability({k: v for k, v in probs.items()})
+    metrics = {}
+    for name, p in probs.items():
+        m = summarize(labels, p, threshold)
+        real = labels == 0
+        per = {}
+        for grp in sorted(set(groups_arr[labels == 1])):
+            sel = groups_arr == grp
+            per[grp.split("_", 2)[-1]] = roc_auc(np.r_[np.zeros(real.sum()), np.ones(sel.sum())], np.r_[p[real], p[sel]])
+        m["auc_per_method"] = per
+        m["mean_prob_real"] = float(p[real].mean())
+        m["mean_prob_fake"] = float(p[~real].mean())
+        metrics[name] = m
+    return {"labels": labels, "groups": groups_arr, "probs": probs, "metrics": metrics}
+
+
+def evaluate_videos(weights, videos: Sequence[Path], frames: int, labels: Sequence[int]) -> dict[str, Any]:
+    """Run the full pipeline on each video. Returns per-video rows and AUCs
+    (ensemble, and per member from the report's per-model figures)."""
+    from .pipeline import Detector
+    from .training.metrics import roc_auc
+
+    det = Detector.load(weights, device="cpu")
+    rows = []
+    for path, y in zip(videos, labels):
+        t = time.time()
+        rep = det.analyze(path, frames=frames, heatmaps=False)
+        rows.append({"video": path.name, "label": int(y), "fake_probability": rep.fake_probability,
+                     "verdict": rep.verdict, "reason": rep.reason, "models": dict(rep.models or {}),
+                     "seconds": round(time.time() - t, 1)})
+        print(f"{path.name}: {rep.verdict} {rep.fake_probability} ({rows[-1]['seconds']} s)", flush=True)
+    ok = [r for r in rows if r["fake_probability"] is not None]
+    out: dict[str, Any] = {"frames": frames, "videos": rows, "n_scored": len(ok)}
+    ys = np.array([r["label"] for r in ok])
+    out["auc"] = {ENSEMBLE: roc_auc(ys, np.array([r["fake_probability"] for r in ok]))}
+    for name in det.model_names:
+        sc = [r["models"].get(name) for r in ok]
+        if all(s is not None for s in sc):
+            out["auc"][name] = roc_auc(ys, np.array(sc, float))
+    return out
+
+
+def plot_roc(labels: np.ndarray, probs: dict[str, np.ndarray], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .training.metrics import roc_auc, roc_curve
+
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=120)
+    for name, p in probs.items():
+        fpr, tpr, _ = roc_curve(labels, p)
+        ax.plot(fpr, tpr, lw=2.5 if name == ENSEMBLE else 1.5, label=f"{name} (AUC {roc_auc(labels, p):.3f})")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(xlabel="false positive rate (real called fake)", ylabel="true positive rate (fake caught)", title=title,
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_reliability(labels: np.ndarray, probs: dict[str, np.ndarray], path: Path, title: str, n_bins: int = 10) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .training.metrics import expected_calibration_error, reliability_bins
+
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(5, 6.5), dpi=120, gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    centers = (np.arange(n_bins) + 0.5) / n_bins
+    for name, p in probs.items():
+        conf, acc, count = reliability_bins(labels, p, n_bins)
+        m = count > 0
+        ax.plot(conf[m], acc[m], "o-", lw=2.5 if name == ENSEMBLE else 1.2,
+                label=f"{name} (ECE {expected_calibration_error(labels, p):.3f})")
+        axh.plot(centers, count, "-", lw=1.2)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set(ylabel="fraction fake", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="upper left", fontsize=8)
+    axh.set(xlabel="predicted fake probability (calibrated)", ylabel="crops per bin")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, threshold: float) -> str:
+    lines = []
+    for title, res in (("Face crops, faces/test", crops), ("Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)", synth)):
+        if not res:
+            continue
+        lines += [f"### {title}", "", f"Threshold {threshold} on the calibrated fake probability.", "",
+                  "| model | n | AUC | accuracy | balanced acc. | log-loss | ECE | TP | FP | TN | FN | AUC per method |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, m in res["metrics"].items():
+            c = m["confusion"]
+            per = ", ".join(f"{k} {v:.3f}" for k, v in m["auc_per_method"].items())
+            lines.append(f"| {name} | {m['n']} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | "
+                         f"{m['log_loss']:.3f} | {m['ece']:.3f} | {c['tp']} | {c['fp']} | {c['tn']} | {c['fn']} | {per} |")
+        lines.append("")
+    if videos:
+        aucs = ", ".join(f"{k} {_fmt(v)}" for k, v in videos["auc"].items())
+        lines += [f"### Videos through the full pipeline ({videos['frames']} frames each)", "",
+                  f"Video-level AUC ({videos['n_scored']} videos scored): {aucs}", "",
+                  "| video | label | fake probability | verdict | per model |", "|---|---|---|---|---|"]
+        for r in videos["videos"]:
+            per = ", ".join(f"{k} {v:.3f}" for k, v in r["models"].items())
+            p = "-" if r["fake_probability"] is None else f"{r['fake_probability']:.3f}"
+            lines.append(f"| {r['video']} | {'fake' if r['label'] else 'real'} | {p} | {r['verdict']} | {per} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _strip(res: dict | None) -> dict | None:
+    return None if res is None else {"metrics": res["metrics"]}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .config import DECISION
+    from .models import load_ensemble, resolve_weights_dir
+    from .training.data import DATA_ROOT, SYNTHETIC_GROUPS, TEST_GROUPS
+
+    ap = argparse.ArgumentParser(prog="python -m deepfake_demo.evaluate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default=None, help="weights directory or Hub id (default weights/)")
+    ap.add_argument("--data", type=Path, default=DATA_ROOT, help="the shared data folder")
+    ap.add_argument("--out", type=Path, default=Path("runs/eval"))
+    ap.add_argument("--frames", type=int, default=16, help="frames per video for the pipeline")
+    ap.add_argument("--no-crops", action="store_true")
+    ap.add_argument("--no-videos", action="store_true")
+    ap.add_argument("--max-videos", type=int, default=None, help="only the first N real and N fake videos (smoke runs)")
+    ap.add_argument("--synthetic", action="store_true", help="also score synthetic/ (StyleGAN vs FFHQ)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--write-cards", action="store_true", help="add the test figures to the weights' model cards")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if not args.data.is_dir():
+        print(f"shared data not found at {args.data}; nothing to evaluate")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    wdir = resolve_weights_dir(args.weights)
+    ens = load_ensemble(wdir, "cpu")
+    thr = DECISION.threshold
+    results: dict[str, Any] = {"weights": str(wdir), "members": ens.names, "threshold": thr,
+                               "date": time.strftime("%Y-%m-%d")}
+    crops = synth = videos = None
+    if not args.no_crops:
+        crops = evaluate_crops(ens, TEST_GROUPS, thr, data_root=args.data)
+        plot_roc(crops["labels"], crops["probs"], args.out / "roc_faces_test.png", "ROC, faces/test crops")
+        plot_reliability(crops["labels"], crops["probs"], args.out / "reliability_faces_test.png",
+                         "Reliability, faces/test crops")
+        results["faces_test"] = _strip(crops)
+    if args.synthetic:
+        synth = evaluate_crops(ens, SYNTHETIC_GROUPS, thr, data_root=args.data)
+        plot_roc(synth["labels"], synth["probs"], args.out / "roc_synthetic.png", "ROC, synthetic/ (out of domain)")
+        results["synthetic"] = _strip(synth)
+    if not args.no_videos:
+        k = args.max_videos
+        vids = sorted((args.data / "videos" / "real").glob("*.mp4"))[:k] + sorted((args.data / "videos" / "fake").glob("*.mp4"))[:k]
+        labels = [0 if v.parent.name == "real" else 1 for v in vids]
+        videos = evaluate_videos(wdir, vids, args.frames, labels)
+        results["videos"] = videos
+    (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    md = _markdown(crops, synth, videos, thr)
+    (args.out / "results.md").write_text(md)
+    print(md)
+    if args.write_cards:
+        for card in ens.cards:
+            path = Path(wdir) / f"{card.name}.json"
+            info = json.loads(path.read_text())
+            test = {}
+            if crops:
+                test["faces_test"] = crops["metrics"][card.name]
+                test["faces_test_ensemble"] = crops["metrics"][ENSEMBLE]
+            if synth:
+                test["synthetic_out_of_domain"] = {k: synth["metrics"][card.name][k] for k in ("auc", "ece", "n")}
+            if videos:
+                test["videos"] = {"frames": videos["frames"], "auc_ensemble": videos["auc"].get(ENSEMBLE),
+                                  "auc_member": videos["auc"].get(card.name)}
+            info["test_metrics"] = json.loads(json.dumps(test, default=float))
+            info["evaluate_command"] = "python -m deepfake_demo.evaluate --synthetic --write-cards"
+            path.write_text(json.dumps(info, indent=2) + "\n")
+        print(f"wrote test figures into {len(ens.cards)} card(s) in {wdir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
