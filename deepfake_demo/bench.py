@@ -1,0 +1,179 @@
+"""Benchmark: ``python -m deepfake_demo.bench [--json] [--runs N] [--frames N]``.
+
+Per case (a 1080p image, 10-second 1080p and 720p videos from
+../shared/data/videos) it prints per-stage medians, end-to-end median/min/max
+over several runs, peak memory, and the floor measured in the same run: the
+decode of the sampled frames, one detector pass per sampled frame at the
+detection resolution, and one forward pass per model over the face crops.
+``ratio`` = end-to-end / floor.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["main", "run_case"]
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = {
+    "image_1080p": ("videos/real/dfdc_lynaeydofd.mp4", "image"),
+    "video_1080p": ("videos/real/dfdc_lynaeydofd.mp4", "video"),
+    "video_720p": ("videos/real/ffpp_c23_youtube_634.mp4", "video"),
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _floor(det, media, tracks_boxes) -> dict[str, float]:
+    """Floor of each stage: the least work any implementation must do."""
+    import torch
+
+    from .faces import crop_face
+
+    out: dict[str, float] = {}
+    s = det.detection.detect_max_side
+    smalls = []
+    for fr in media.frames:
+        h, w = fr.image.shape[:2]
+        sc = min(1.0, s / max(h, w))
+        smalls.append(fr.image if sc == 1 else cv2.resize(fr.image, (round(w * sc), round(h * sc)),
+                                                          interpolation=cv2.INTER_AREA))
+    t = time.perf_counter()
+    for sm in smalls:
+        det.face_detector.detect(sm)
+    out["detect"] = time.perf_counter() - t
+    frames = {f.index: f.image for f in media.frames}
+    fwd = 0.0
+    for card, model in zip(det.ensemble.cards, det.ensemble.models):
+        spec = card.spec
+        crops = np.stack([crop_face(frames[i], b, spec.crop_margin, spec.input_size) for i, b in tracks_boxes])
+        from .models import _to_tensor
+
+        x = _to_tensor(crops, spec, det.device)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for k in range(0, len(x), 16):
+                model(x[k:k + 16])
+        if det.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        fwd += time.perf_counter() - t
+    out["forward"] = fwd
+    return out
+
+
+def run_case(det, name: str, data: Path, frames: int, runs: int) -> dict[str, Any]:
+    """Time one case ``runs`` times; returns the JSON row."""
+    from .media import load_video
+    from .render import annotate_frame
+
+    rel, kind = CASES[name]
+    src: Any = data / rel
+    if kind == "image":
+        src = load_video(src, 1).frames[0].image  # a 1080p frame as an in-memory image
+    det.analyze(src, frames=frames)  # warm-up: first calls allocate
+    e2e, stages, floors = [], [], []
+    report = None
+    for _ in range(runs):
+        t = time.perf_counter()
+        report = det.analyze(src, frames=frames, heatmaps=True)
+        tr = time.perf_counter()
+        for f in report.frames:
+            annotate_frame(report, f.index)
+        render_s = time.perf_counter() - tr
+        e2e.append(time.perf_counter() - t)
+        st = dict(report.timings_s)
+        st["render"] = render_s
+        stages.append(st)
+        if kind == "video":
+            t = time.perf_counter()
+            media = load_video(src, frames)
+            decode_floor = time.perf_counter() - t
+        else:
+            from .media import array_media
+
+            media, decode_floor = array_media(src), 0.0
+        boxes = [(o.frame_index, o.box) for tr_ in report.faces for o in tr_.observations]
+        fl = _floor(det, media, boxes)
+        fl["decode"] = decode_floor
+        floors.append(fl)
+    keys = sorted({k for s in stages for k in s if k != "total"})
+    stage_med = {k: round(statistics.median(s.get(k, 0.0) for s in stages), 3) for k in keys}
+    floor_med = {k: round(statistics.median(f[k] for f in floors), 3) for k in floors[0]}
+    floor_s = sum(floor_med.values())
+    return {
+        "case": name,
+        "source": str(rel),
+        "device": det.device if det.device == "cpu" else _gpu_name(),
+        "threads": __import__("torch").get_num_threads(),
+        "frames": report.frames_analyzed,
+        "faces": sum(len(t.observations) for t in report.faces),
+        "models": det.model_names,
+        "runs": runs,
+        "end_to_end_s": round(statistics.median(e2e), 3),
+        "end_to_end_min_s": round(min(e2e), 3),
+        "end_to_end_max_s": round(max(e2e), 3),
+        "floor_s": round(floor_s, 3),
+        "ratio": round(statistics.median(e2e) / floor_s, 2) if floor_s > 0 else None,
+        "peak_mem_mb": round(_peak_mb(), 0),
+        "stages_s": stage_med,
+        "floor_stages_s": floor_med,
+    }
+
+
+def _gpu_name() -> str:
+    import torch
+
+    return f"cuda ({torch.cuda.get_device_name(0)})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m deepfake_demo.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--json", action="store_true", help="one JSON object per case")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--weights", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    p.add_argument("--data", default=os.environ.get("DEEPFAKE_DEMO_DATA", str(ROOT.parent / "shared" / "data")))
+    args = p.parse_args(argv)
+    data = Path(args.data)
+    if not (data / "videos").is_dir():
+        print(f"error: shared data not found at {data} (pass --data)", file=sys.stderr)
+        return 2
+    from .models import NoWeightsError, WeightsError
+    from .pipeline import Detector
+
+    try:
+        det = Detector.load(args.weights, args.device)
+    except (NoWeightsError, WeightsError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for case in args.cases:
+        row = run_case(det, case, data, args.frames, args.runs)
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            print(f"{row['case']}: {row['frames']} frame(s), {row['faces']} face crop(s), {row['device']}, "
+                  f"{row['threads']} threads")
+            print(f"  end-to-end {row['end_to_end_s']:.2f} s (min {row['end_to_end_min_s']:.2f}, "
+                  f"max {row['end_to_end_max_s']:.2f}); floor {row['floor_s']:.2f} s; ratio {row['ratio']}; "
+                  f"peak memory {row['peak_mem_mb']:.0f} MB")
+            print("  stages: " + ", ".join(f"{k} {v:.3f}" for k, v in row["stages_s"].items()))
+            print("  floor:  " + ", ".join(f"{k} {v:.3f}" for k, v in row["floor_stages_s"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

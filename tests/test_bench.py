@@ -1,0 +1,25 @@
+"""The benchmark command runs and prints its JSON contract (figures are not asserted)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_json_rows(tiny_weights, data_dir):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "deepfake_demo.bench", "--json", "--runs", "1", "--frames", "2",
+                          "--weights", str(tiny_weights), "--data", str(data_dir)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["case"] for r in rows] == ["image_1080p", "video_1080p", "video_720p"]
+    for r in rows:
+        assert {"case", "device", "frames", "end_to_end_s", "floor_s", "ratio", "peak_mem_mb", "stages_s"} <= set(r)
+        assert r["end_to_end_s"] > 0 and r["floor_s"] > 0 and r["faces"] >= 1
+        assert {"decode", "detect", "render"} <= set(r["stages_s"])
+    assert rows[1]["frames"] == 2 and rows[0]["frames"] == 1
