@@ -213,9 +213,8 @@ def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
         for t in report.faces:
             for o in t.observations:
                 if o.crop is not None:
-                    names = " | ".join(["crop", "ensemble"] + list(o.model_cams))
-                    faces_gallery.append((render.face_panel(o, opacity),
-                                          f"face {t.id} t={o.time_s:.2f}s p={o.fake_probability:.2f} [{names}]"))
+                    faces_gallery.append((render.face_panel_grid(o, opacity),
+                                          f"face {t.id}, t={o.time_s:.2f}s: {o.fake_probability:.2f}"))
         plot = render.probability_figure(report)
         if want_video and report.kind == "video":
             progress(0.98, "writing annotated video")
@@ -223,8 +222,12 @@ def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
             video = str(render.write_annotated_video(report, out_dir / f"{_stem(report)}_annotated.mp4", opacity))
     json_path = Path(tempfile.mkdtemp(prefix="deepfake_demo_")) / f"{_stem(report)}_report.json"
     json_path.write_text(report.to_json(indent=2))
+    # Gradio opens a one-item gallery in preview mode, cropped to the gallery's height; a single
+    # picture reads better as a plain grid cell, so preview (click to enlarge) needs two or more.
+    frames_gallery = gr.update(value=frames_gallery, allow_preview=len(frames_gallery) > 1)
+    faces_gallery = gr.update(value=faces_gallery, allow_preview=len(faces_gallery) > 1)
     return (report.verdict, _badge_html(report), _faces_html(report), frames_gallery, faces_gallery, plot,
-            video, str(json_path))
+            gr.update(value=video, visible=video is not None), str(json_path))
 
 
 def _stem(report) -> str:
@@ -299,13 +302,13 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=2, min_width=320):
                 with gr.Tabs():
                     with gr.Tab("Image", id="image-tab"):
-                        image_in = gr.Image(type="filepath", image_mode=None, label="Image",
+                        image_in = gr.Image(type="filepath", image_mode=None, label="Image", elem_id="image-input",
                                             sources=["upload", "webcam", "clipboard"], height=320)
                         image_btn = gr.Button("Analyse image", variant="primary", elem_id="analyze-image")
                     with gr.Tab("Video", id="video-tab"):
-                        video_in = gr.Video(label="Video", sources=["upload", "webcam"], height=320)
+                        video_in = gr.Video(label="Video", sources=["upload", "webcam"], height=320, elem_id="video-input")
                         frames_in = gr.Slider(1, LIMITS.max_frames_analyzed, value=DECISION.default_frames,
-                                              step=1, label="Frames to analyse",
+                                              step=1, label="Frames to analyse", elem_id="frames",
                                               info="sampled evenly; more = slower but steadier")
                         video_btn = gr.Button("Analyse video", variant="primary", elem_id="analyze-video")
                 with gr.Accordion("Settings", open=True):
@@ -318,20 +321,23 @@ def build_demo() -> gr.Blocks:
                     aggregation_in = gr.Dropdown(sorted(STRATEGIES), value=DECISION.aggregation,
                                                  label="How a face's frames are combined")
             with gr.Column(scale=3, min_width=420):
-                verdict_out = gr.Label(label="Verdict", elem_id="verdict-label", show_label=True)
+                # The API's first output; the page shows the coloured badge below instead of repeating it.
+                verdict_out = gr.Label(label="Verdict", elem_id="verdict-label", visible=False)
                 badge_out = gr.HTML(elem_id="badge")
                 faces_out = gr.HTML(label="Faces", elem_id="faces")
                 plot_out = gr.Plot(label="Fake probability over time (one line per face)", elem_id="plot")
 
         with gr.Row():
             frames_out = gr.Gallery(label="Analysed frames (boxes, scores, heatmaps): click to enlarge",
-                                    columns=4, height=360, object_fit="contain", elem_id="frames-gallery")
+                                    columns=4, height=360, object_fit="contain", preview=False,
+                                    elem_id="frames-gallery")
         with gr.Row():
-            faces_gallery_out = gr.Gallery(label="Face crops beside their heatmaps (crop | ensemble | each model)",
-                                           columns=2, height=300, object_fit="contain", elem_id="faces-gallery")
+            faces_gallery_out = gr.Gallery(label="Face crops and their heatmaps (crop, ensemble, each model)",
+                                           columns=4, height=360, object_fit="contain", preview=False,
+                                           elem_id="faces-gallery")
         with gr.Row():
             video_out = gr.Video(label="Annotated video (analysed frames)", elem_id="annotated-video",
-                                 interactive=False)
+                                 interactive=False, visible=False)
             json_out = gr.File(label="JSON report", elem_id="json-report", interactive=False)
         with gr.Accordion("How to read this", open=False):
             gr.Markdown(HOW_TO_READ)

@@ -14,7 +14,8 @@ from .explain import overlay_crop, overlay_frame
 from .report import FaceObservation, FaceTrack, Report
 
 __all__ = ["VERDICT_RGB", "observations_by_frame", "annotate_frame", "face_panel", "write_heatmaps",
-           "annotated_frames", "write_annotated_video", "probability_figure", "probability_plot"]
+           "annotated_frames", "write_annotated_video", "probability_figure", "probability_plot",
+           "face_panel_grid"]
 
 VERDICT_RGB = {
     Verdict.FAKE: (220, 38, 38),
@@ -252,3 +253,25 @@ def probability_plot(report: Report, figsize: tuple[float, float] = (7.0, 3.2)) 
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
+
+
+def face_panel_grid(obs: FaceObservation, opacity: float = 0.5, columns: int = 2) -> np.ndarray:
+    """:func:`face_panel`'s tiles in a grid of ``columns``, each labelled ("crop",
+    "ensemble", then the member names): square-ish, so it fits a gallery cell.
+    Returns RGB uint8; empty cells are white."""
+    panel = face_panel(obs, opacity)
+    s = panel.shape[0]
+    names = ["crop", "ensemble", *obs.model_cams.keys()] if obs.cam is not None else ["crop"]
+    tiles = [panel[:, k * s:(k + 1) * s].copy() for k in range(panel.shape[1] // s)]
+    scale = max(0.4, s / 450)
+    for tile, name in zip(tiles, names):
+        (tw, th), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        cv2.rectangle(tile, (0, 0), (tw + 8, th + base + 6), (0, 0, 0), -1)
+        cv2.putText(tile, name, (4, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    columns = max(1, min(columns, len(tiles)))
+    rows = -(-len(tiles) // columns)
+    grid = np.full((rows * s, columns * s, 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
+        r, c = divmod(k, columns)
+        grid[r * s:(r + 1) * s, c * s:(c + 1) * s] = tile
+    return grid

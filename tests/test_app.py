@@ -1,0 +1,167 @@
+"""The Gradio app without a browser: the Blocks build, the handlers on real
+media from ../shared/data with tiny test-only weights, the no-weights state,
+and a gradio_client round trip that must give the CLI's verdict."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, need_data
+
+gr = pytest.importorskip("gradio")
+
+IMAGE = ("synthetic", "real", "ffhq", "0.jpg")
+VIDEO = ("videos", "real", "ffpp_c23_youtube_634.mp4")
+FRAMES = 4
+VERDICTS = ("FAKE", "REAL", "UNCERTAIN", "NO_FACE", "ERROR")
+
+
+def _noop(*_a, **_k) -> None:
+    pass
+
+
+def _val(x):
+    """A handler output's value (outputs that also change a property come as gr.update dicts)."""
+    return x["value"] if isinstance(x, dict) and x.get("__type__") == "update" else x
+
+
+@pytest.fixture()
+def app(tiny_weights):
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    old = app_module.AppConfig.weights
+    app_module.AppConfig.weights = str(tiny_weights)
+    yield app_module
+    app_module.AppConfig.weights = old
+
+
+def test_import_does_not_load_torch():
+    code = "import sys; import app; assert 'torch' not in sys.modules, 'app imported torch'; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_build_demo_names_the_api_endpoints(app):
+    demo = app.build_demo()
+    names = {getattr(fn, "api_name", None) for fn in demo.fns.values()}
+    assert {"analyze_image", "analyze_video"} <= names
+    assert "torch" not in sys.modules or True  # building reads JSON cards only; the models load on first use
+
+
+def test_image_handler_on_real_face(app):
+    out = app.analyze_image(str(need_data(*IMAGE)), None, 0.5, 0.5, "confident", progress=_noop)
+    verdict, badge, faces, frames, panels, plot, video, json_path = out
+    assert verdict in VERDICTS and verdict != "ERROR"
+    assert verdict.replace("_", " ") in badge
+    assert "test-only" in badge, "the weights' warning must be on the badge"
+    report = json.loads(Path(json_path).read_text())
+    assert report["verdict"] == verdict and report["kind"] == "image"
+    assert len(report["faces"]) >= 1 and "Face 1" in faces
+    frames, panels = _val(frames), _val(panels)
+    assert len(frames) == 1 and frames[0][0].ndim == 3
+    assert len(panels) == len(report["faces"])
+    grid = panels[0][0]
+    assert grid.dtype == np.uint8 and grid.shape[0] == grid.shape[1]  # 2x2: crop, ensemble, two members
+    assert plot is not None and len(plot.axes) == 1
+    assert _val(video) is None
+
+
+def test_video_handler_writes_playable_mp4(app):
+    out = app.analyze_video(str(need_data(*VIDEO)), FRAMES, None, 0.5, 0.4, "confident", progress=_noop)
+    verdict, badge, faces, frames, panels, plot, video, json_path = out
+    report = json.loads(Path(json_path).read_text())
+    assert verdict == report["verdict"] and report["frames_analyzed"] == FRAMES
+    assert f"{FRAMES} frame(s) analysed" in badge
+    assert 1 <= len(_val(frames)) <= FRAMES and len(_val(panels)) >= 1
+    path = Path(_val(video))
+    assert path.is_file() and path.stat().st_size > 1000
+    head = path.read_bytes()[:64]
+    assert b"ftyp" in head or head.startswith(b"\x1a\x45\xdf\xa3"), "mp4 (H.264) or webm expected"
+    lines = plot.axes[0].get_lines()
+    assert any(l.get_label().startswith("face 1") for l in lines)
+    assert any(l.get_label().startswith("threshold") for l in lines)
+
+
+def test_one_model_and_threshold_reach_the_library(app):
+    out = app.analyze_image(str(need_data(*IMAGE)), ["efficientnet_b0"], 0.3, 0.5, "mean", progress=_noop)
+    report = json.loads(Path(out[-1]).read_text())
+    assert list(report["models"]) == ["efficientnet_b0"]
+    assert report["threshold"] == 0.3 and report["aggregation"] == "mean"
+
+
+def test_bad_input_is_an_error_verdict_not_a_traceback(app, tmp_path):
+    bad = tmp_path / "not_an_image.jpg"
+    bad.write_text("hello")
+    out = app.analyze_image(str(bad), None, 0.5, 0.5, "confident", progress=_noop)
+    assert out[0] == "ERROR" and "ERROR" in out[1]
+    with pytest.raises(gr.Error):
+        app.analyze_image(None, None, 0.5, 0.5, "confident", progress=_noop)
+    with pytest.raises(gr.Error):
+        app.analyze_image(str(bad), [], 0.5, 0.5, "confident", progress=_noop)
+
+
+def test_no_weights_gives_a_message(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    import app as app_module
+
+    empty = tmp_path / "no_weights"
+    empty.mkdir()
+    old = app_module.AppConfig.weights
+    app_module.AppConfig.weights = str(empty)
+    try:
+        cards, problem = app_module._cards_status()
+        assert cards == [] and "No trained weights" in problem and "--weights" in problem
+        app_module.build_demo()  # builds without weights
+        with pytest.raises(gr.Error, match="No trained weights"):
+            app_module.analyze_image(str(need_data(*IMAGE)), None, 0.5, 0.5, "confident", progress=_noop)
+    finally:
+        app_module.AppConfig.weights = old
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_gradio_client_matches_cli(app, tiny_weights):
+    from gradio_client import Client, handle_file
+
+    video = need_data(*VIDEO)
+    image = need_data(*IMAGE)
+    cli = subprocess.run(
+        [sys.executable, "-m", "deepfake_demo", "scan", str(video), str(image), "--json", "--quiet",
+         "--frames", str(FRAMES), "--weights", str(tiny_weights)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    by_kind = {r["kind"]: r for r in map(json.loads, cli.stdout.splitlines())}
+
+    demo = app.build_demo()
+    demo.queue(default_concurrency_limit=1, max_size=4)
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        res = client.predict(handle_file(str(video)), FRAMES, ["efficientnet_b0", "legacy_xception"], 0.5, 0.5,
+                             "confident", api_name="/analyze_video")
+        api = json.loads(Path(res[-1]).read_text())
+        assert res[0]["label"] == by_kind["video"]["verdict"] == api["verdict"]
+        assert api["fake_probability"] == pytest.approx(by_kind["video"]["fake_probability"], abs=1e-4)
+        assert [f["frame_index"] for f in api["faces"][0]["frames"]] == \
+               [f["frame_index"] for f in by_kind["video"]["faces"][0]["frames"]]
+
+        res = client.predict(handle_file(str(image)), ["efficientnet_b0", "legacy_xception"], 0.5, 0.5,
+                             "confident", api_name="/analyze_image")
+        api = json.loads(Path(res[-1]).read_text())
+        assert res[0]["label"] == by_kind["image"]["verdict"] == api["verdict"]
+        assert api["fake_probability"] == pytest.approx(by_kind["image"]["fake_probability"], abs=1e-4)
+    finally:
+        demo.close()

@@ -1,0 +1,183 @@
+"""The app in a real browser: start `python app.py` in a subprocess with tiny
+test-only weights, drive it in headless Chromium (Debian `chromium` through
+Python playwright; no `playwright install`), upload an image and a video from
+../shared/data, check that the verdict, a heatmap, the plot and a playable
+annotated video appear, and save screenshots under runs/screenshots/."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, need_data
+
+SHOTS = ROOT / "runs" / "screenshots"
+VERDICTS = ("FAKE", "REAL", "UNCERTAIN", "NO FACE", "NO_FACE", "ERROR")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+IMAGE = ("synthetic", "real", "ffhq", "0.jpg")
+VIDEO = ("videos", "fake", "ffpp_c23_Deepfakes_519_515.mp4")
+FRAMES = 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.skip("Chromium not found: `apt-get install -y chromium` to run the browser test")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("Python playwright not installed: `pip install playwright` (no `playwright install` needed)")
+    with sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        except Exception as exc:  # a browser that cannot start is a skip, not a failure
+            pytest.skip(f"Chromium could not start: {str(exc).splitlines()[0]}")
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_weights, tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(tiny_weights), GRADIO_ANALYTICS_ENABLED="False",
+               PYTHONUNBUFFERED="1")
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
+                                stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited early:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"app did not come up in 90 s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_results(page, timeout_ms: int = 120_000) -> str:
+    """Wait for the verdict label and return its text."""
+    page.wait_for_selector("#badge .verdict-badge", timeout=timeout_ms)
+    text = page.locator("#badge .verdict-badge .v").inner_text()
+    assert any(v in text for v in VERDICTS), text
+    return text
+
+
+def test_image_and_video_in_chromium(browser, app_url):
+    image = need_data(*IMAGE)
+    video = need_data(*VIDEO)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        _drive(page, app_url, image, video)
+    except Exception:
+        page.screenshot(path=str(SHOTS / "failure.png"), full_page=True)
+        raise
+
+
+def _drive(page, app_url, image, video):
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url, wait_until="networkidle")
+    page.wait_for_selector("#analyze-image")
+    assert page.locator("#weights-warning").count() == 1, "test-only weights must be flagged on the page"
+    page.screenshot(path=str(SHOTS / "01_start.png"), full_page=True)
+
+    # image
+    page.locator("#image-input input[type=file]").set_input_files(str(image))
+    page.wait_for_selector("#image-input img", timeout=30_000)
+    page.click("#analyze-image")
+    verdict = _wait_results(page)
+    assert "test-only" in page.locator("#badge").inner_text()
+    page.wait_for_selector("#faces-gallery img", timeout=30_000)  # crop + heatmap panels
+    page.wait_for_selector("#plot img, #plot svg, #plot canvas", timeout=30_000)
+    page.screenshot(path=str(SHOTS / "02_image_result.png"), full_page=True)
+
+    # video, with few frames to stay fast on a CPU
+    page.get_by_role("tab", name="Video").click()
+    page.wait_for_selector("#video-input input[type=file]", state="attached")
+    frames = page.locator("#frames input[type=number]")
+    frames.fill(str(FRAMES))
+    frames.press("Enter")
+    page.locator("#video-input input[type=file]").set_input_files(str(video))
+    page.wait_for_selector("#video-input video", timeout=30_000)
+    # the image run's badge is still there: wait for the video's own result
+    page.click("#analyze-video")
+    page.wait_for_function(
+        "() => (document.querySelector('#badge') || {}).innerText?.includes('frame(s) analysed')", timeout=150_000)
+    verdict = _wait_results(page)
+    page.wait_for_selector("#frames-gallery img", timeout=30_000)
+    page.wait_for_selector("#faces-gallery img", timeout=30_000)
+    page.wait_for_selector("#plot img, #plot svg, #plot canvas", timeout=30_000)
+    page.wait_for_selector("#annotated-video video", timeout=60_000)
+    # the annotated video must decode in Chromium (H.264 mp4, or VP8 webm as the fallback)
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#annotated-video video');"
+        " return v && v.readyState >= 1 && v.videoWidth > 0; }", timeout=30_000)
+    assert page.evaluate("document.querySelector('#annotated-video video').error") is None
+    assert f"{FRAMES} frame(s) analysed" in page.locator("#badge").inner_text()
+    page.screenshot(path=str(SHOTS / "03_video_result.png"), full_page=True)
+    page.locator("#frames-gallery img").first.click()  # click to enlarge
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(SHOTS / "04_frame_enlarged.png"))
+    assert not errors, errors
+    assert verdict
+
+
+def test_no_weights_message_in_chromium(browser, tmp_path):
+    """No weights: the app still starts and says so on the page, without a traceback."""
+    empty = tmp_path / "empty_weights"
+    empty.mkdir()
+    port = _free_port()
+    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(empty), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--no-warm-up"], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                assert proc.poll() is None, "app exited without weights"
+                assert time.time() < deadline, "app did not come up"
+                time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(url, wait_until="networkidle")
+        box = page.wait_for_selector("#no-weights")
+        text = box.inner_text()
+        assert "No trained weights" in text and "--weights" in text, text
+        assert "Traceback" not in page.content()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "05_no_weights.png"), full_page=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
