@@ -45,6 +45,10 @@ _CSS = """
 .pill {display: inline-block; border-radius: 999px; padding: 1px 9px; color: #fff; font-size: .85em;
        font-weight: 700; background: var(--c)}
 .small {font-size: .88em; opacity: .85}
+/* Gradio's grid gives a lone item the whole width (a square as wide as the page, cropped by the
+   gallery's height); auto-fill keeps empty tracks, so one image (the Image tab) stays a thumbnail. */
+#frames-gallery .grid-container, #faces-gallery .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)) !important}
 table.probs {border-collapse: collapse; margin-top: 4px; font-size: .92em}
 table.probs td {padding: 1px 10px 1px 0}
 """
@@ -204,17 +208,22 @@ def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
     from deepfake_demo import render
 
     faces_gallery, frames_gallery, video, plot = [], [], None, None
+
+    def when_obs(o) -> str:
+        return f", t={o.time_s:.2f}s" if report.kind == "video" else ""
+
     if report.ok and report.frames:
         progress(0.96, "drawing heatmaps")
         for img, f in zip(render.annotated_frames(report, opacity), report.frames):
             n = len(render.observations_by_frame(report).get(f.index, []))
             if n or report.kind != "video":
-                frames_gallery.append((img, f"t={f.time_s:.2f}s frame {f.index}: {n} face(s)"))
+                when = f"t={f.time_s:.2f}s frame {f.index}: " if report.kind == "video" else ""
+                frames_gallery.append((img, f"{when}{n} face(s)"))
         for t in report.faces:
             for o in t.observations:
                 if o.crop is not None:
                     faces_gallery.append((render.face_panel_grid(o, opacity),
-                                          f"face {t.id}, t={o.time_s:.2f}s: {o.fake_probability:.2f}"))
+                                          f"face {t.id}{when_obs(o)}: {o.fake_probability:.2f}"))
         plot = render.probability_figure(report)
         if want_video and report.kind == "video":
             progress(0.98, "writing annotated video")
@@ -222,10 +231,6 @@ def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
             video = str(render.write_annotated_video(report, out_dir / f"{_stem(report)}_annotated.mp4", opacity))
     json_path = Path(tempfile.mkdtemp(prefix="deepfake_demo_")) / f"{_stem(report)}_report.json"
     json_path.write_text(report.to_json(indent=2))
-    # Gradio opens a one-item gallery in preview mode, cropped to the gallery's height; a single
-    # picture reads better as a plain grid cell, so preview (click to enlarge) needs two or more.
-    frames_gallery = gr.update(value=frames_gallery, allow_preview=len(frames_gallery) > 1)
-    faces_gallery = gr.update(value=faces_gallery, allow_preview=len(faces_gallery) > 1)
     return (report.verdict, _badge_html(report), _faces_html(report), frames_gallery, faces_gallery, plot,
             gr.update(value=video, visible=video is not None), str(json_path))
 

@@ -140,13 +140,14 @@ def _caption(img: np.ndarray, text: str) -> np.ndarray:
 
 def annotated_frames(report: Report, opacity: float = 0.5, heatmap: bool = True,
                      max_side: int = 960) -> list[np.ndarray]:
-    """Every analysed frame, annotated (see :func:`annotate_frame`) and captioned with its time
-    and index; downscaled to ``max_side`` with even sides. RGB uint8 (H, W, 3) each."""
+    """Every analysed frame, annotated (see :func:`annotate_frame`) and, for a video, captioned
+    with its time and index; downscaled to ``max_side`` with even sides. RGB uint8 (H, W, 3) each."""
     out = []
     for f in report.frames:
         img = annotate_frame(report, f.index, opacity, heatmap and any(o.cam is not None for t in report.faces
                                                                        for o in t.observations))
-        out.append(_caption(_even(img, max_side), f"t={f.time_s:.2f} s  frame {f.index}"))
+        img = _even(img, max_side)
+        out.append(_caption(img, f"t={f.time_s:.2f} s  frame {f.index}") if report.kind == "video" else img)
     return out
 
 

@@ -18,7 +18,7 @@ from conftest import ROOT, need_data
 gr = pytest.importorskip("gradio")
 
 IMAGE = ("synthetic", "real", "ffhq", "0.jpg")
-VIDEO = ("videos", "real", "ffpp_c23_youtube_634.mp4")
+VIDEO = ("videos", "real", "ffpp_c23_youtube_519.mp4")  # 640x480: fast on a CPU
 FRAMES = 4
 VERDICTS = ("FAKE", "REAL", "UNCERTAIN", "NO_FACE", "ERROR")
 

@@ -147,6 +147,13 @@ def _drive(page, app_url, image, video):
     page.locator("#frames-gallery img").first.click()  # click to enlarge
     page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "04_frame_enlarged.png"))
+    page.keyboard.press("Escape")
+    page.get_by_text("How to read this", exact=True).click()
+    page.get_by_text("Model card", exact=True).click()
+    page.wait_for_selector("#model-card")
+    assert "test-only" in page.locator("#model-card").inner_text()
+    page.locator("#model-card").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "06_model_card.png"), full_page=True)
     assert not errors, errors
     assert verdict
 
