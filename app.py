@@ -106,9 +106,9 @@ def _cards_status() -> tuple[list[Any], str | None]:
     try:
         return read_cards(resolve_weights_dir(_weights())), None
     except NoWeightsError as exc:
-        return [], f"**No trained weights found.** {exc}"
+        return [], f"<b>No trained weights found.</b> {html.escape(str(exc))}"
     except WeightsError as exc:
-        return [], f"**The weights cannot be used.** {exc}"
+        return [], f"<b>The weights cannot be used.</b> {html.escape(str(exc))}"
 
 
 def _warm_up() -> None:
@@ -328,7 +328,7 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=3, min_width=420):
                 # The API's first output; the page shows the coloured badge below instead of repeating it.
                 verdict_out = gr.Label(label="Verdict", elem_id="verdict-label", visible=False)
-                badge_out = gr.HTML(elem_id="badge")
+                badge_out = gr.HTML(label="Summary", elem_id="badge")
                 faces_out = gr.HTML(label="Faces", elem_id="faces")
                 plot_out = gr.Plot(label="Fake probability over time (one line per face)", elem_id="plot")
 
