@@ -82,6 +82,19 @@ def app_url(tiny_weights, tmp_path_factory):
             proc.kill()
 
 
+def _set_frames(page, n: int) -> None:
+    """Type the frame count into the slider's number box; the range input shows
+    when Gradio took it (a fill right after the tab switch was sometimes lost)."""
+    box = page.locator("#frames input[type=number]")
+    for _ in range(5):
+        box.fill(str(n))
+        box.press("Tab")
+        page.wait_for_timeout(300)
+        if page.locator("#frames input[type=range]").input_value() == str(n):
+            return
+    raise AssertionError(f"could not set the frame count to {n}")
+
+
 def _wait_results(page, timeout_ms: int = 120_000) -> str:
     """Wait for the verdict label and return its text."""
     page.wait_for_selector("#badge .verdict-badge", timeout=timeout_ms)
@@ -123,11 +136,9 @@ def _drive(page, app_url, image, video):
     # video, with few frames to stay fast on a CPU
     page.get_by_role("tab", name="Video").click()
     page.wait_for_selector("#video-input input[type=file]", state="attached")
-    frames = page.locator("#frames input[type=number]")
-    frames.fill(str(FRAMES))
-    frames.press("Enter")
     page.locator("#video-input input[type=file]").set_input_files(str(video))
     page.wait_for_selector("#video-input video", timeout=30_000)
+    _set_frames(page, FRAMES)
     # the image run's badge is still there: wait for the video's own result
     page.click("#analyze-video")
     page.wait_for_function(
