@@ -111,6 +111,18 @@ def _cards_status() -> tuple[list[Any], str | None]:
         return [], f"<b>The weights cannot be used.</b> {html.escape(str(exc))}"
 
 
+def _fitted_threshold(cards: Sequence[Any], default: float) -> float:
+    """The all-members threshold the library uses when none is given: the cards'
+    thresholds combined like probabilities (mean logit), rounded to the slider's step."""
+    if not cards:
+        return default
+    import numpy as np
+    from deepfake_demo.aggregate import ensemble_probability
+
+    t = float(ensemble_probability([np.array([c.spec.threshold]) for c in cards])[0])
+    return round(min(0.95, max(0.05, t)), 2)
+
+
 def _warm_up() -> None:
     """Load the models in the background at start-up so the first click is fast."""
     try:
@@ -292,6 +304,7 @@ def build_demo() -> gr.Blocks:
 
     cards, problem = _cards_status()
     names = [c.name for c in cards]
+    threshold = _fitted_threshold(cards, DECISION.threshold)
     card_warnings = [f"{c.name}: {c.warning}" for c in cards if c.warning]
 
     with gr.Blocks(title="Deepfake detector") as demo:
@@ -319,9 +332,10 @@ def build_demo() -> gr.Blocks:
                 with gr.Accordion("Settings", open=True):
                     models_in = gr.CheckboxGroup(names, value=names, label="Models of the ensemble",
                                                  info="untick to see one model alone")
-                    threshold_in = gr.Slider(0.05, 0.95, value=DECISION.threshold, step=0.01,
+                    threshold_in = gr.Slider(0.05, 0.95, value=threshold, step=0.01,
                                              label="Decision threshold",
-                                             info=f"uncertain within ±{DECISION.uncertain_band:g} of it")
+                                             info=f"default {threshold:.2f}: fitted on validation (model cards); "
+                                                  f"uncertain within ±{DECISION.uncertain_band:g} of it")
                     opacity_in = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     aggregation_in = gr.Dropdown(sorted(STRATEGIES), value=DECISION.aggregation,
                                                  label="How a face's frames are combined")

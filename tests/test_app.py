@@ -165,3 +165,39 @@ def test_gradio_client_matches_cli(app, tiny_weights):
         assert api["fake_probability"] == pytest.approx(by_kind["image"]["fake_probability"], abs=1e-4)
     finally:
         demo.close()
+
+
+def test_threshold_default_is_the_cards_fitted_one(app, tiny_weights, tmp_path):
+    """The slider starts where the library's default threshold is, so an untouched
+    UI and a CLI call without --threshold decide alike."""
+    import shutil
+
+    for p in tiny_weights.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    for p, t in zip(sorted(tmp_path.glob("*.json")), (0.3, 0.4)):
+        card = json.loads(p.read_text())
+        card["threshold"] = t
+        p.write_text(json.dumps(card))
+    app.AppConfig.weights = str(tmp_path)
+    cards, problem = app._cards_status()
+    assert problem is None and len(cards) == 2
+    z = np.mean([np.log(t / (1 - t)) for t in (0.3, 0.4)])
+    assert app._fitted_threshold(cards, 0.5) == round(1 / (1 + np.exp(-z)), 2)
+    demo = app.build_demo()
+    sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Decision threshold"]
+    assert sliders and sliders[0].value == round(1 / (1 + np.exp(-z)), 2)
+
+
+def test_main_reads_flags_and_environment(app, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    monkeypatch.setenv("DEEPFAKE_DEMO_HOST", "0.0.0.0")
+    monkeypatch.setenv("DEEPFAKE_DEMO_PORT", "7999")
+    monkeypatch.setenv("DEEPFAKE_DEMO_SHARE", "1")
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
+    app.main(["--no-warm-up"])
+    assert (seen["server_name"], seen["server_port"], seen["share"]) == ("0.0.0.0", 7999, True)
+    app.main(["--no-warm-up", "--host", "127.0.0.1", "--port", "7001"])
+    assert (seen["server_name"], seen["server_port"]) == ("127.0.0.1", 7001)
+    assert seen["show_error"] is True
