@@ -89,8 +89,9 @@ def list_group(group: str, root: Path = DATA_ROOT) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.lower().endswith(exts))
 
 
-def _cache_path(group: str, size: int, margin: float, cache_dir: Path) -> Path:
-    return cache_dir / f"{group}_s{size}_m{margin:g}.npz"
+def _cache_path(group: str, size: int, margin: float, cache_dir: Path, limit: int | None = None) -> Path:
+    tail = "" if limit is None else f"_first{limit}"
+    return cache_dir / f"{group}_s{size}_m{margin:g}{tail}.npz"
 
 
 def crop_group(paths: Sequence[Path], size: int, margin: float, detector=None,
@@ -143,13 +144,14 @@ def crop_group(paths: Sequence[Path], size: int, margin: float, detector=None,
 
 
 def load_group(group: str, size: int = 160, margin: float = 0.3, cache_dir: Path = CACHE_DIR,
-               root: Path = DATA_ROOT, build: bool = True) -> CropSet:
-    """The cached crops of ``group``; built (slow: MTCNN per image) if missing."""
-    path = _cache_path(group, size, margin, cache_dir)
+               root: Path = DATA_ROOT, build: bool = True, limit: int | None = None) -> CropSet:
+    """The cached crops of ``group`` (only its first ``limit`` images if given);
+    built (slow: MTCNN per image) if missing."""
+    path = _cache_path(group, size, margin, cache_dir, limit)
     if not path.exists():
         if not build:
             raise FileNotFoundError(f"{path} missing; run `python -m deepfake_demo.training.data`")
-        files = list_group(group, root)
+        files = list_group(group, root)[:limit]
         images, lms, found = crop_group(files, size, margin)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")

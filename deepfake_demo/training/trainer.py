@@ -105,7 +105,7 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     val_im, val_y, val_g = [], [], []
     counts: dict[str, Any] = {}
     for g in REAL_GROUPS + FAKE_GROUPS:
-        cs = load_group(g, **kw)
+        cs = load_group(g, limit=cfg.groups_limit, **kw)
         n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
         tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
         va = va[: cfg.val_max_per_group]
@@ -303,7 +303,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
                 sched.step()
             step += 1
             n_seen += len(y)
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             correct += int(((logits > 0).float() == y).sum())
             if progress and hasattr(it, "set_postfix"):
                 it.set_postfix(loss=f"{loss_sum / n_seen:.3f}", acc=f"{correct / n_seen:.3f}", refresh=False)

@@ -1,0 +1,159 @@
+"""Training pieces: Self-Blended Images, augmentations, metrics, calibration,
+and a 2-step training run on a few real crops that exports loadable weights."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from deepfake_demo.training.augment import augment, jpeg, resize_to
+from deepfake_demo.training.data import canonical_landmarks
+from deepfake_demo.training.metrics import (
+    best_threshold,
+    confusion,
+    expected_calibration_error,
+    fit_temperature,
+    log_loss,
+    roc_auc,
+    sigmoid,
+    summarize,
+)
+from deepfake_demo.training.sbi import face_hull_mask, self_blend
+
+from conftest import need_data
+
+
+def _face_like(size: int = 128, seed: int = 0) -> np.ndarray:
+    """A textured RGB uint8 image (a real face is not needed to test the blend)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = np.stack([xx * 2 % 256, yy * 2 % 256, (xx + yy) % 256], -1).astype(np.float32)
+    return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_self_blend_changes_only_inside_its_mask(seed):
+    img = _face_like()
+    lm = canonical_landmarks(128)
+    out, mask = self_blend(img, lm, np.random.default_rng(seed))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    assert mask.shape == img.shape[:2] and mask.dtype == np.float32
+    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    outside = mask == 0
+    assert outside.any(), "the mask covers the whole crop: the blend would have no boundary"
+    assert np.array_equal(out[outside], img[outside])
+    inside = mask > 0.2
+    assert inside.any()
+    assert np.abs(out[inside].astype(int) - img[inside]).mean() > 1.0
+    # the mask's centre is the face (between eyes and mouth), its corners are background
+    assert mask[70, 64] > 0 and mask[0, 0] == 0 and mask[-1, -1] == 0
+
+
+def test_face_mask_is_blurred_not_binary():
+    m = face_hull_mask((128, 128), canonical_landmarks(128), np.random.default_rng(3))
+    soft = (m > 0.02) & (m < 0.98)
+    assert soft.sum() > 0.05 * (m > 0.02).sum(), "mask edge is hard: SBI needs a soft blending boundary"
+    assert m.max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_self_blend_refuses_non_uint8():
+    with pytest.raises(ValueError):
+        self_blend(_face_like().astype(np.float32), canonical_landmarks(128), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_augment_keeps_shape_and_dtype(seed):
+    img = _face_like(160, seed)
+    out = augment(img, np.random.default_rng(seed), 96)
+    assert out.shape == (96, 96, 3) and out.dtype == np.uint8 and out.flags["C_CONTIGUOUS"]
+
+
+def test_augment_strength_zero_is_resize_or_flip():
+    img = _face_like(160)
+    for seed in range(4):
+        out = augment(img, np.random.default_rng(seed), 128, strength=0.0)
+        plain = resize_to(img, 128)
+        flipped = resize_to(np.ascontiguousarray(img[:, ::-1]), 128)
+        assert np.array_equal(out, plain) or np.array_equal(out, flipped)
+
+
+def test_jpeg_recompression_is_lossy_but_close():
+    img = _face_like(96)
+    low = jpeg(img, 30)
+    assert low.shape == img.shape and low.dtype == np.uint8
+    err = np.abs(low.astype(int) - img).mean()
+    assert 1.0 < err < 40.0
+
+
+def test_auc_known_values():
+    y = np.array([0, 0, 1, 1])
+    assert roc_auc(y, [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert roc_auc(y, [0.9, 0.8, 0.2, 0.1]) == 0.0
+    assert roc_auc(y, [0.5, 0.5, 0.5, 0.5]) == 0.5
+    assert roc_auc(y, [0.1, 0.8, 0.2, 0.9]) == 0.75
+    assert np.isnan(roc_auc([1, 1], [0.2, 0.3]))
+
+
+def test_ece_zero_when_calibrated_and_large_when_not():
+    # 10 crops at 0.2 with 2 fakes, 10 at 0.7 with 7 fakes: perfectly calibrated bins
+    p = np.r_[np.full(10, 0.2), np.full(10, 0.7)]
+    y = np.r_[np.ones(2), np.zeros(8), np.ones(7), np.zeros(3)]
+    assert expected_calibration_error(y, p) == pytest.approx(0.0, abs=1e-12)
+    # always says 0.99 while half are fake: ECE 0.49
+    assert expected_calibration_error(np.r_[np.ones(5), np.zeros(5)], np.full(10, 0.99)) == pytest.approx(0.49)
+
+
+def test_confusion_and_summary():
+    y = np.array([0, 0, 0, 1, 1])
+    p = np.array([0.1, 0.6, 0.2, 0.9, 0.4])
+    assert confusion(y, p, 0.5) == {"tp": 1, "fp": 1, "tn": 2, "fn": 1}
+    s = summarize(y, p, 0.5)
+    assert s["accuracy"] == pytest.approx(3 / 5)
+    assert s["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert s["log_loss"] == pytest.approx(log_loss(y, p))
+
+
+def test_temperature_fit_repairs_overconfidence():
+    rng = np.random.default_rng(0)
+    true_logit = rng.normal(0, 1.5, 4000)
+    y = (rng.random(4000) < sigmoid(true_logit)).astype(int)
+    over = 4.0 * true_logit  # a model 4x too sure of itself
+    t = fit_temperature(y, over)
+    assert 3.0 < t < 5.3
+    assert log_loss(y, sigmoid(over / t)) < log_loss(y, sigmoid(over)) - 0.05
+    assert expected_calibration_error(y, sigmoid(over / t)) < 0.03
+
+
+def test_best_threshold_separates_classes():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.05, 0.1, 0.3, 0.35, 0.6, 0.9])
+    assert 0.3 < best_threshold(y, p) <= 0.35
+
+
+def test_two_step_training_exports_loadable_member(tmp_path):
+    need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.trainer import TrainConfig, train, export_member
+
+    cfg = TrainConfig(arch="efficientnet_b0", input_size=64, epochs=1, samples_per_epoch=16, batch_size=8,
+                      max_steps=2, workers=0, threads=2, groups_limit=5, val_frac=0.4, val_max_per_group=2,
+                      cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "run"), device="cpu")
+    summary = train(cfg, progress=False)
+    assert summary["steps"] == 2
+    run = tmp_path / "run"
+    assert (run / "last.pt").exists() and (run / "best.pt").exists()
+    rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert rec["step"] == 2 and np.isfinite(rec["train_loss"]) and rec["val_temperature"] > 0
+    # the cache holds crops cut by the inference crop function, with landmarks inside the crop
+    cache = np.load(next((tmp_path / "cache").glob("train_real_ffpp_*.npz")))
+    assert cache["images"].shape[1:] == (160, 160, 3)
+    assert ((cache["landmarks"] > 0) & (cache["landmarks"] < 160)).all()
+
+    card = export_member(run, tmp_path / "weights", reproduce="pytest")
+    info = json.loads(card.read_text())
+    assert info["input_size"] == 64 and info["temperature"] > 0 and info["reproduce"] == "pytest"
+    ens = load_ensemble(tmp_path / "weights")  # strict load + sha256 check, as inference does
+    crops = np.zeros((2, 64, 64, 3), np.uint8)
+    out = ens.run("efficientnet_b0", crops, with_cam=False)
+    assert out.probs.shape == (2,) and np.all((out.probs > 0) & (out.probs < 1))
