@@ -220,15 +220,18 @@ def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
     from deepfake_demo import render
 
     faces_gallery, frames_gallery, video, plot = [], [], None, None
+    out_dir = _request_dir()
 
     def when_obs(o) -> str:
         return f", t={o.time_s:.2f}s" if report.kind == "video" else ""
 
     if report.ok and report.frames:
         progress(0.96, "drawing heatmaps")
+        by_frame = render.observations_by_frame(report)
+        show_all = report.kind != "video" or not report.faces  # NO FACE: show what was looked at
         for img, f in zip(render.annotated_frames(report, opacity), report.frames):
-            n = len(render.observations_by_frame(report).get(f.index, []))
-            if n or report.kind != "video":
+            n = len(by_frame.get(f.index, []))
+            if n or show_all:
                 when = f"t={f.time_s:.2f}s frame {f.index}: " if report.kind == "video" else ""
                 frames_gallery.append((img, f"{when}{n} face(s)"))
         for t in report.faces:
@@ -239,12 +242,32 @@ def _outputs(report, opacity: float, want_video: bool, progress) -> tuple:
         plot = render.probability_figure(report)
         if want_video and report.kind == "video":
             progress(0.98, "writing annotated video")
-            out_dir = Path(tempfile.mkdtemp(prefix="deepfake_demo_"))
             video = str(render.write_annotated_video(report, out_dir / f"{_stem(report)}_annotated.mp4", opacity))
-    json_path = Path(tempfile.mkdtemp(prefix="deepfake_demo_")) / f"{_stem(report)}_report.json"
+    json_path = out_dir / f"{_stem(report)}_report.json"
     json_path.write_text(report.to_json(indent=2))
     return (report.verdict, _badge_html(report), _faces_html(report), frames_gallery, faces_gallery, plot,
             gr.update(value=video, visible=video is not None), str(json_path))
+
+
+OUTPUT_MAX_AGE_S = 3600
+
+
+def _request_dir() -> Path:
+    """A fresh folder for one request's files (Gradio copies them into its own
+    cache); folders older than an hour are swept so a long-running Space does not fill its disk."""
+    import shutil
+    import time
+
+    base = Path(tempfile.gettempdir()) / "deepfake_demo_app"
+    base.mkdir(exist_ok=True)
+    now = time.time()
+    for old in base.iterdir():
+        try:
+            if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # another worker removed it first
+    return Path(tempfile.mkdtemp(dir=base))
 
 
 def _stem(report) -> str:
@@ -307,7 +330,8 @@ def build_demo() -> gr.Blocks:
     threshold = _fitted_threshold(cards, DECISION.threshold)
     card_warnings = [f"{c.name}: {c.warning}" for c in cards if c.warning]
 
-    with gr.Blocks(title="Deepfake detector") as demo:
+    # delete_cache: Gradio's own copies of uploads and outputs go after an hour, like ours.
+    with gr.Blocks(title="Deepfake detector", delete_cache=(OUTPUT_MAX_AGE_S, OUTPUT_MAX_AGE_S)) as demo:
         gr.Markdown("# Deepfake detector\nUpload a photo or a video with faces. Every face is scored by an "
                     "ensemble of image classifiers; the heatmaps show where they looked.")
         if problem:
