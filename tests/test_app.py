@@ -4,7 +4,6 @@ and a gradio_client round trip that must give the CLI's verdict."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -53,7 +52,6 @@ def test_build_demo_names_the_api_endpoints(app):
     demo = app.build_demo()
     names = {getattr(fn, "api_name", None) for fn in demo.fns.values()}
     assert {"analyze_image", "analyze_video"} <= names
-    assert "torch" not in sys.modules or True  # building reads JSON cards only; the models load on first use
 
 
 def test_image_handler_on_real_face(app):
