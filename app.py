@@ -180,28 +180,41 @@ def _faces_html(report) -> str:
     return '<div class="face-cards">' + "".join(cards) + "</div>"
 
 
+_CARD_FIRST = ("description", "trained_on", "training_data", "data", "intended_use", "license", "validation",
+               "test", "metrics", "evaluation", "limits", "limitations", "known_limits")
+_CARD_SKIP = {"name", "arch", "sha256", "weights_file", "mean", "std", "interpolation", "warning", "input_size",
+              "crop_margin", "temperature", "threshold"}
+
+
 def _card_markdown(cards: Sequence[Any]) -> str:
-    """The model card(s) as Markdown, from each card's JSON ``info``."""
+    """The model card(s) as Markdown, from each card's JSON ``info``: what it was
+    trained on, measured accuracy and limits first, the training config folded away."""
     if not cards:
         return "No model card: no weights are loaded."
-    skip = {"name", "arch", "sha256", "weights_file", "mean", "std", "interpolation", "warning"}
     out = []
     for card in cards:
         info = dict(card.info)
-        out.append(f"#### {card.name} (`{card.spec.arch}`, {card.spec.input_size}px, "
-                   f"crop margin {card.spec.crop_margin}, temperature {card.spec.temperature:g})")
+        sp = card.spec
+        out.append(f"#### {card.name} (`{sp.arch}`, {sp.input_size}px, crop margin {sp.crop_margin:g}, "
+                   f"temperature {sp.temperature:g}, threshold {sp.threshold:g})")
         if card.warning:
             out.append(f"> **Warning: {card.warning}**")
-        for key in sorted(k for k in info if k not in skip):
+        keys = [k for k in _CARD_FIRST if k in info]
+        keys += sorted(k for k in info if k not in _CARD_SKIP and k not in keys and k != "train_config")
+        for key in keys:
             val = info[key]
             if isinstance(val, dict):
-                inner = "; ".join(f"{k}: {_fmt(v)}" for k, v in val.items())
-                out.append(f"- **{key.replace('_', ' ')}**: {inner}")
+                val = "; ".join(f"{k}: {_fmt(v)}" for k, v in val.items())
             elif isinstance(val, (list, tuple)):
-                out.append(f"- **{key.replace('_', ' ')}**: " + "; ".join(_fmt(v) for v in val))
+                val = "; ".join(_fmt(v) for v in val)
             else:
-                out.append(f"- **{key.replace('_', ' ')}**: {_fmt(val)}")
+                val = _fmt(val)
+            out.append(f"- **{key.replace('_', ' ')}**: {val}")
         out.append(f"- **weights**: `{card.weights_path.name}` sha256 `{card.sha256[:16]}...`")
+        if isinstance(info.get("train_config"), dict):
+            rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
+                           for k, v in info["train_config"].items())
+            out.append(f"\n<details><summary>training configuration</summary><table>{rows}</table></details>\n")
     return "\n".join(out)
 
 
