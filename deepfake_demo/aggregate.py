@@ -3,7 +3,8 @@
 Per crop, the ensemble probability is the sigmoid of the mean of the members'
 temperature-scaled logits (each member calibrated on its own validation set).
 Per track, a named strategy reduces the per-frame probabilities; per file, the
-most suspicious track decides, because one swapped face makes a video fake.
+most suspicious track decides (:func:`worst_track`), because one swapped face
+makes a video fake.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ __all__ = [
     "plain_mean",
     "STRATEGIES",
     "track_probability",
-    "file_probability",
+    "effective_band",
+    "worst_track",
     "decide",
 ]
 
@@ -102,9 +104,19 @@ def track_probability(probs: Sequence[float], strategy: str = "confident") -> fl
     return fn(probs)
 
 
-def file_probability(track_probs: Sequence[float]) -> float | None:
-    """The file's fake probability: its most suspicious face (None if no face)."""
-    return max(track_probs) if len(track_probs) else None
+def effective_band(threshold: float, band: float) -> float:
+    """The uncertain band, narrowed near 0 or 1 so FAKE and REAL both stay
+    reachable: at most half the distance from the threshold to either end."""
+    return max(0.0, min(band, threshold / 2.0, (1.0 - threshold) / 2.0))
+
+
+def worst_track(tracks: Sequence[tuple[str, float]]) -> int:
+    """Index of the track that decides a file, from (verdict, probability) pairs:
+    the most severe verdict (FAKE > UNCERTAIN > REAL), then the highest
+    probability. A clearly fake face is not hidden by a more suspicious but
+    disputed one."""
+    rank = {Verdict.FAKE: 2, Verdict.UNCERTAIN: 1, Verdict.REAL: 0}
+    return max(range(len(tracks)), key=lambda i: (rank.get(tracks[i][0], -1), tracks[i][1]))
 
 
 def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
@@ -116,7 +128,8 @@ def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
     """
     if prob is None:
         return Verdict.NO_FACE, "no face was found, so nothing could be judged (this is not a REAL verdict)"
-    lo, hi = max(0.0, threshold - band), min(1.0, threshold + band)
+    band = effective_band(threshold, band)
+    lo, hi = threshold - band, threshold + band
     if member_probs and len(member_probs) > 1:
         vals = list(member_probs.values())
         if max(vals) - min(vals) > disagreement:

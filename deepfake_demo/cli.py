@@ -6,7 +6,6 @@ any input failed or nothing could be loaded; 1 is never used for bad input.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -17,8 +16,6 @@ from .config import DECISION, IMAGE_EXTENSIONS, LIMITS, VIDEO_EXTENSIONS
 from .report import Report, error_report
 
 __all__ = ["main", "build_parser"]
-
-log = logging.getLogger("deepfake_demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weights", metavar="DIR_OR_HUB_ID",
                    help="weights directory or Hugging Face Hub repo id (default: $DEEPFAKE_DEMO_WEIGHTS or weights/)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    s.add_argument("--threshold", type=float, default=None, help=f"decision threshold (default {DECISION.threshold})")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="decision threshold (default: the one fitted on validation, from the model cards)")
+    s.add_argument("--uncertain-band", type=float, default=None,
+                   help=f"half-width of the UNCERTAIN band around the threshold (default {DECISION.uncertain_band})")
     s.add_argument("--aggregation", choices=sorted(STRATEGIES), default=None,
                    help=f"how a face's frames are combined (default {DECISION.aggregation})")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -62,12 +62,21 @@ def _emit(report: Report, as_json: bool) -> None:
 
 def _scan(args: argparse.Namespace) -> int:
     paths = _expand(args.paths)
-    if not (0.0 < (args.threshold if args.threshold is not None else 0.5) < 1.0):
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         print("error: --threshold must be between 0 and 1", file=sys.stderr)
+        return 2
+    if args.uncertain_band is not None and not 0.0 <= args.uncertain_band < 0.5:
+        print("error: --uncertain-band must be between 0 and 0.5", file=sys.stderr)
         return 2
     if not 1 <= args.frames <= LIMITS.max_frames_analyzed:
         print(f"error: --frames must be between 1 and {LIMITS.max_frames_analyzed}", file=sys.stderr)
         return 2
+    if args.heatmaps:
+        try:
+            Path(args.heatmaps).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(f"error: cannot write heatmaps to {args.heatmaps}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     from .models import NoWeightsError, WeightsError
     from .pipeline import Detector
 
@@ -95,27 +104,27 @@ def _scan(args: argparse.Namespace) -> int:
         if os.path.isdir(p):
             report = error_report(p, "directory holds no image or video files")
         else:
-            try:
-                report = det.analyze(p, frames=args.frames, heatmaps=bool(args.heatmaps), progress=progress,
-                                     threshold=args.threshold, aggregation=args.aggregation)
-            except Exception as exc:  # one broken input must not stop the others
-                log.exception("analysis of %s failed", p)
-                report = error_report(p, f"internal error while analysing ({exc.__class__.__name__}: {exc})")
+            report = det.analyze(p, frames=args.frames, heatmaps=bool(args.heatmaps), progress=progress,
+                                 threshold=args.threshold, uncertain_band=args.uncertain_band,
+                                 aggregation=args.aggregation)
         if bar is not None:
             bar.close()
         if args.heatmaps and report.ok and report.faces:
             from .render import write_heatmaps
 
-            written = write_heatmaps(report, args.heatmaps, args.opacity)
-            if not args.quiet:
-                print(f"{p}: wrote {len(written)} heatmap image(s) to {args.heatmaps}", file=sys.stderr)
+            try:
+                written = write_heatmaps(report, args.heatmaps, args.opacity)
+            except OSError as exc:
+                print(f"{p}: could not write heatmaps: {exc}", file=sys.stderr)
+            else:
+                if not args.quiet:
+                    print(f"{p}: wrote {len(written)} heatmap image(s) to {args.heatmaps}", file=sys.stderr)
         failed += not report.ok
         _emit(report, args.json)
     return 2 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     if args.command == "scan":
         return _scan(args)

@@ -108,7 +108,7 @@ class DetectorSettings:
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     track_iou: float = 0.2
     track_center_frac: float = 0.6  # centre distance / box size still counted as the same face
-    min_track_frac: float = 0.1  # a track must appear in this share of analysed frames
+    min_track_frames: int = 2  # a track seen in fewer sampled frames is detector noise
     max_faces_per_frame: int = 16
 
 

@@ -32,10 +32,17 @@ def warp_cam(cam: np.ndarray, src_box: Sequence[int], dst_box: Sequence[int], si
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
 
 
-def combine_cams(cams: Iterable[np.ndarray]) -> np.ndarray:
-    """Mean of same-shape maps, rescaled to [0, 1] (all-zero stays zero)."""
+def combine_cams(cams: Iterable[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """Weighted mean of same-shape maps, rescaled to [0, 1] (all-zero stays zero).
+
+    The pipeline weights each member's map by that member's fake probability:
+    every map is normalised on its own, so a member that sees no sign of
+    manipulation would otherwise add a full-strength map of noise."""
     stack = np.stack([np.asarray(c, dtype=np.float32) for c in cams])
-    mean = stack.mean(axis=0)
+    w = np.ones(len(stack), np.float32) if weights is None else np.asarray(weights, np.float32)
+    if not w.sum() > 0:
+        w = np.ones(len(stack), np.float32)
+    mean = np.tensordot(w / w.sum(), stack, axes=1)
     top = float(mean.max())
     return mean / top if top > 0 else mean
 

@@ -3,7 +3,7 @@ and link them across frames into tracks, one per person."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
@@ -78,12 +78,9 @@ def crop_face(
     pad = max(0, -sx1, -sy1, sx2 - w, sy2 - h)
     src = image
     if pad:
-        pad = min(pad, 4 * max(h, w))
         src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
         sx1, sy1, sx2, sy2 = sx1 + pad, sy1 + pad, sx2 + pad, sy2 + pad
-    region = src[max(sy1, 0):sy2, max(sx1, 0):sx2]
-    if region.size == 0:
-        region = src
+    region = src[sy1:sy2, sx1:sx2]
     shrinking = region.shape[0] > size
     interp = cv2.INTER_AREA if shrinking and interpolation in ("bicubic", "bilinear") else _INTERP.get(interpolation, cv2.INTER_CUBIC)
     return np.ascontiguousarray(cv2.resize(region, (size, size), interpolation=interp))
@@ -121,6 +118,8 @@ def detect_faces(
     small = image if scale == 1.0 else cv2.resize(
         image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
     )
+    if min(small.shape[:2]) < settings.mtcnn_min_face_size:
+        return []  # thinner than the smallest face MTCNN looks for (and its pyramid would be empty)
     boxes, probs, points = detector.detect(small, landmarks=True)
     if boxes is None:  # facenet-pytorch says "no face" with None
         return []
@@ -170,7 +169,8 @@ def link_tracks(
     Greedy matching by affinity (IoU, else centre distance relative to face
     size) against each track's latest box; a track not seen for a while still
     matches, so a face lost in one frame keeps its identity. Tracks seen in
-    fewer than ``min_track_frac`` of the frames are dropped as detector noise.
+    fewer than ``min_track_frames`` frames are dropped as detector noise (a
+    face shown only briefly still counts: two sampled frames suffice).
     Returns tracks ordered by first appearance, then by face size.
     """
     tracks: list[list[FaceBox]] = []
@@ -194,7 +194,7 @@ def link_tracks(
             if fi not in used_f:
                 tracks.append([face])
     n_frames = len(faces_per_frame)
-    min_len = max(1, int(np.ceil(settings.min_track_frac * n_frames)))
+    min_len = min(settings.min_track_frames, n_frames)
     kept = [t for t in tracks if len(t) >= min_len]
     kept.sort(key=lambda t: (t[0].frame_index, -t[0].size))
     return kept

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -44,6 +44,7 @@ class Media:
     frame_count: int | None = None
     duration_s: float | None = None
     rotation_deg: int = 0
+    warnings: tuple[str, ...] = ()
 
 
 def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
@@ -106,12 +107,11 @@ def _check_image_size(width: int, height: int, limits: Limits) -> None:
 
 def _pil_to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        a = np.asarray(img)
-        if img.mode == "I":
-            top = 65535 if a.max(initial=0) > 255 else 255
-            a = np.clip(a, 0, top).astype(np.uint32) * 255 // top
-            return to_rgb_uint8(a.astype(np.uint8))
-        return to_rgb_uint8(a.astype(np.uint16))
+        # 16/32-bit integer pixels: full-range data is scaled down; 8-bit values
+        # stored in a wide container (max <= 255) are taken as they are.
+        a = np.asarray(img).astype(np.int64)
+        top = 65535 if a.max(initial=0) > 255 else 255
+        return to_rgb_uint8((np.clip(a, 0, top) * 255 // top).astype(np.uint8))
     if img.mode == "F":
         return to_rgb_uint8(np.asarray(img, dtype=np.float32) / 255.0)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -209,6 +209,9 @@ def load_video(
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         if w <= 0 or h <= 0:
             raise MediaError("not a readable video (no video stream found)")
+        if min(w, h) < limits.min_image_side:
+            raise MediaError(f"video is {w}x{h}, too small to hold a face (needs at least "
+                             f"{limits.min_image_side} px on each side)")
         if max(w, h) > limits.max_video_side:
             raise MediaError(f"video is {w}x{h}, above the {limits.max_video_side} px limit per side")
         if not (0 < fps < 1000):
@@ -230,14 +233,26 @@ def load_video(
             raise MediaError(
                 f"{len(wanted)} frames of {w}x{h} would need {need_mb:.0f} MB of memory; analyse at most {fit} frames"
             )
-        frames = list(_read_sampled(cap, wanted, manual_rotation, fps, progress))
+        frames, grabbed = _read_sampled(cap, wanted, manual_rotation, fps, progress)
     finally:
         cap.release()
+    warnings: tuple[str, ...] = ()
+    if grabbed <= wanted[-1] and grabbed > 0:
+        # The stream ends before its header says: spread the samples over what is really there.
+        cap = cv2.VideoCapture(str(p), cv2.CAP_FFMPEG)
+        try:
+            if auto is not None:
+                cap.set(auto, 0)
+            frames, _ = _read_sampled(cap, sample_indices(grabbed, n_frames), manual_rotation, fps, progress)
+        finally:
+            cap.release()
+        warnings = (f"the video stops decoding at frame {grabbed} of {count} ({grabbed / fps:.1f} of "
+                    f"{duration:.1f} s): truncated or corrupt; only that part was analysed",)
     if not frames:
         raise MediaError("no frame of the video could be decoded (truncated or corrupt file)")
     fh, fw = frames[0].image.shape[:2]
     return Media("video", fw, fh, tuple(frames), fps=fps, frame_count=count, duration_s=duration,
-                 rotation_deg=manual_rotation)
+                 rotation_deg=manual_rotation, warnings=warnings)
 
 
 def _read_sampled(
@@ -246,13 +261,16 @@ def _read_sampled(
     rotation: int,
     fps: float,
     progress: Callable[[int, int], None] | None,
-) -> Iterator[Frame]:
+) -> tuple[list[Frame], int]:
+    """Decode the ``wanted`` frames; returns them and how many frames could be grabbed."""
     targets = set(wanted)
     last = wanted[-1] if wanted else -1
-    done = 0
+    frames: list[Frame] = []
+    grabbed = 0
     for i in range(last + 1):
         if not cap.grab():
             break  # truncated: keep what was decoded
+        grabbed += 1
         if i not in targets:
             continue
         ok, bgr = cap.retrieve()
@@ -260,21 +278,22 @@ def _read_sampled(
             continue
         if rotation:
             bgr = cv2.rotate(bgr, _ROTATE[rotation])
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        done += 1
+        frames.append(Frame(i, i / fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
         if progress is not None:
-            progress(done, len(wanted))
-        yield Frame(i, i / fps, rgb)
+            progress(len(frames), len(wanted))
+    return frames, grabbed
 
 
-def kind_of(path: str | os.PathLike) -> str:
-    """``"image"`` or ``"video"`` by file extension; unknown extensions are
-    sniffed by trying the image decoder's header parser."""
+def kind_of(path: str | os.PathLike, sniff: bool = True) -> str | None:
+    """``"image"`` or ``"video"`` by file extension. Unknown extensions are
+    sniffed by the image decoder's header parser when ``sniff``, else None."""
     ext = Path(path).suffix.lower()
     if ext in IMAGE_EXTENSIONS:
         return "image"
     if ext in VIDEO_EXTENSIONS:
         return "video"
+    if not sniff:
+        return None
     try:
         with Image.open(path):
             return "image"

@@ -166,15 +166,18 @@ def build_model(card: ModelCard, device: str = "cpu"):
     """Create ``timm.create_model(arch, pretrained=False, num_classes=1)`` and load
     the card's safetensors weights after checking their sha256. Never unpickles."""
     import timm
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if card.sha256:
-        actual = sha256_file(card.weights_path)
-        if actual != card.sha256:
-            raise WeightsError(
-                f"{card.weights_path.name}: sha256 {actual[:12]}... does not match its card "
-                f"({card.sha256[:12]}...); the file is corrupt or not the one the card describes"
-            )
+    if not re.fullmatch(r"[0-9a-f]{64}", card.sha256):
+        raise WeightsError(f"model card {card.name} has no valid sha256 for {card.weights_path.name}; "
+                           "refusing weights whose integrity cannot be checked")
+    actual = sha256_file(card.weights_path)
+    if actual != card.sha256:
+        raise WeightsError(
+            f"{card.weights_path.name}: sha256 {actual[:12]}... does not match its card "
+            f"({card.sha256[:12]}...); the file is corrupt or not the one the card describes"
+        )
     try:
         model = timm.create_model(card.spec.arch, pretrained=False, num_classes=1)
     except RuntimeError as exc:  # unknown arch
@@ -182,7 +185,7 @@ def build_model(card: ModelCard, device: str = "cpu"):
     try:
         state = load_file(str(card.weights_path), device="cpu")
         model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, SafetensorError) as exc:
         raise WeightsError(f"{card.weights_path.name} does not fit {card.spec.arch}: {str(exc)[:300]}") from None
     model.eval().requires_grad_(False)
     model = model.to(device=torch.device(device), memory_format=torch.channels_last)
@@ -230,7 +233,6 @@ class Ensemble:
         self.models = list(models)
         self.device = device
         self.source = source
-        self._heads = [_HeadOnly(m) for m in self.models]
 
     @property
     def names(self) -> list[str]:
@@ -239,6 +241,13 @@ class Ensemble:
     @property
     def warnings(self) -> list[str]:
         return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
+
+    def threshold(self, names: Sequence[str] | None = None) -> float:
+        """The decision threshold the members' cards give (fitted on validation),
+        combined like their probabilities: the sigmoid of the mean logit."""
+        ts = np.array([c.spec.threshold for c in self.cards if not names or c.name in names], dtype=np.float64)
+        ts = np.clip(ts, 1e-6, 1 - 1e-6)
+        return float(1.0 / (1.0 + np.exp(-np.mean(np.log(ts / (1 - ts))))))
 
     def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int = 16) -> MemberOutput:
         """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
@@ -250,7 +259,8 @@ class Ensemble:
         from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
 
         i = self.names.index(name)
-        card, model, head = self.cards[i], self.models[i], self._heads[i]
+        card, model = self.cards[i], self.models[i]
+        head = _HeadOnly(model)  # per call: Grad-CAM hooks on a shared module would mix concurrent requests
         logits: list[np.ndarray] = []
         cams: list[np.ndarray] = []
         for start in range(0, len(crops), batch_size):
@@ -261,10 +271,15 @@ class Ensemble:
                 with torch.no_grad():
                     logits.append(model.forward_head(feats).float().view(-1).cpu().numpy())
                 continue
-            with torch.enable_grad(), GradCAM(model=head, target_layers=[head.features]) as cam:
-                cam.compute_input_gradient = True  # parameters are frozen: the gradient flows via the input
-                maps = cam(input_tensor=feats.float(), targets=[BinaryClassifierOutputTarget(1)] * len(x))
+            # Not the context-manager form: its __exit__ prints to stdout and swallows IndexError.
+            cam = GradCAM(model=head, target_layers=[head.features])
+            cam.compute_input_gradient = True  # parameters are frozen: the gradient flows via the input
+            try:
+                with torch.enable_grad():
+                    maps = cam(input_tensor=feats.float(), targets=[BinaryClassifierOutputTarget(1)] * len(x))
                 logits.append(cam.outputs.detach().float().view(-1).cpu().numpy())
+            finally:
+                cam.activations_and_grads.release()
             cams.append(maps.astype(np.float32))
         lg = np.concatenate(logits) if logits else np.zeros(0, np.float32)
         probs = 1.0 / (1.0 + np.exp(-lg / card.spec.temperature))

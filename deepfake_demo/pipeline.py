@@ -6,17 +6,16 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import aggregate as agg
-from .aggregate import Verdict
-from .config import DECISION, DETECTOR, LIMITS, DecisionSettings, DetectorSettings, Limits
+from .config import DECISION, DETECTOR, LIMITS, WEIGHTS_ENV, DecisionSettings, DetectorSettings, Limits
 from .explain import combine_cams, warp_cam
 from .faces import FaceBox, crop_face, detect_faces, link_tracks, load_face_detector, square_box
-from .media import Frame, Media, MediaError, load_media
+from .media import Media, MediaError, kind_of, load_media
 from .models import Ensemble, load_ensemble
 from .report import FaceObservation, FaceTrack, Report, error_report
 
@@ -72,7 +71,7 @@ class Detector:
         :func:`deepfake_demo.models.resolve_weights_dir`). Raises
         ``NoWeightsError`` / ``WeightsError`` with a message for the user."""
         dev = _resolve_device(device)
-        key = (str(weights or os.environ.get("DEEPFAKE_DEMO_WEIGHTS") or ""), dev, tuple(models or ()))
+        key = (str(weights or os.environ.get(WEIGHTS_ENV) or ""), dev, tuple(models or ()))
         with _LOCK:
             if key not in _CACHE:
                 ensemble = load_ensemble(weights, dev, models)
@@ -101,29 +100,49 @@ class Detector:
         """
         t0 = time.perf_counter()
         path = None if isinstance(source, np.ndarray) else str(source)
-        n_frames = self.decision.default_frames if frames is None else int(frames)
-        thr = self.decision.threshold if threshold is None else float(threshold)
-        band = self.decision.uncertain_band if uncertain_band is None else float(uncertain_band)
+        guess = "image" if path is None else kind_of(path, sniff=False)
         strategy = aggregation or self.decision.aggregation
         if strategy not in agg.STRATEGIES:
-            return error_report(path, f"unknown aggregation {strategy!r}; choose from {', '.join(agg.STRATEGIES)}")
+            return error_report(path, f"unknown aggregation {strategy!r}; choose from {', '.join(agg.STRATEGIES)}",
+                                kind=guess)
         names = [n for n in self.ensemble.names if not models or n in models]
         if not names:
-            return error_report(path, f"none of the selected models are loaded (loaded: {', '.join(self.ensemble.names)})")
-        report = _Run(self, path, n_frames, heatmaps, progress or (lambda f, d: None), thr, band, strategy, names, t0)
+            return error_report(path, f"none of the selected models are loaded (loaded: "
+                                      f"{', '.join(self.ensemble.names)})", kind=guess)
+        thr = self.ensemble.threshold(names) if threshold is None else float(threshold)
+        if not 0.0 < thr < 1.0:
+            return error_report(path, f"threshold must be between 0 and 1, got {thr}", kind=guess)
+        band = self.decision.uncertain_band if uncertain_band is None else float(uncertain_band)
+        opts = _Options(self.decision.default_frames if frames is None else int(frames), heatmaps,
+                        progress or (lambda f, d: None), thr, agg.effective_band(thr, band), strategy, tuple(names))
+        run = _Run(self, path, opts, t0)
         try:
-            return report.execute(source)
+            return run.execute(source)
         except MediaError as exc:
-            return error_report(path, str(exc), kind=report.kind, seconds=time.perf_counter() - t0)
+            return error_report(path, str(exc), kind=run.kind or guess, seconds=time.perf_counter() - t0)
+        except Exception as exc:  # a bug must cost one input, not the batch or the app
+            log.debug("analysis of %s failed", path, exc_info=True)
+            return error_report(path, f"internal error while analysing ({exc.__class__.__name__}: {exc})",
+                                kind=run.kind or guess, seconds=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class _Options:
+    n_frames: int
+    heatmaps: bool
+    progress: Progress
+    threshold: float
+    band: float
+    strategy: str
+    names: tuple[str, ...]
 
 
 class _Run:
     """State of one analysis; one method per stage, timings recorded."""
 
-    def __init__(self, det: Detector, path, n_frames, heatmaps, progress, thr, band, strategy, names, t0):
-        self.det, self.path, self.n_frames, self.heatmaps = det, path, n_frames, heatmaps
-        self.progress, self.thr, self.band, self.strategy, self.names, self.t0 = (
-            progress, thr, band, strategy, names, t0)
+    def __init__(self, det: Detector, path: str | None, opts: _Options, t0: float):
+        self.det, self.path, self.o, self.t0 = det, path, opts, t0
+        self.progress = opts.progress
         self.kind: str | None = None
         self.timings: dict[str, float] = {}
 
@@ -135,7 +154,7 @@ class _Run:
     def execute(self, source) -> Report:
         t = time.perf_counter()
         self.progress(0.0, "decoding")
-        media = load_media(source, self.n_frames, self.det.limits,
+        media = load_media(source, self.o.n_frames, self.det.limits,
                            lambda i, n: self.progress(0.15 * i / n, f"decoding frame {i}/{n}"))
         self.kind = media.kind
         t = self._timed("decode", t)
@@ -147,71 +166,72 @@ class _Run:
         tracks = link_tracks(per_frame, self.det.detection)
         t = self._timed("detect", t)
 
-        common = dict(path=self.path, kind=media.kind, frames_analyzed=len(media.frames), threshold=self.thr,
-                      uncertain_band=self.band, aggregation=self.strategy, width=media.width,
-                      height=media.height, fps=media.fps, duration_s=media.duration_s,
-                      warnings=tuple(self.det.ensemble.warnings), frames=media.frames)
+        common = dict(path=self.path, kind=media.kind, frames_analyzed=len(media.frames),
+                      threshold=round(self.o.threshold, 4), uncertain_band=round(self.o.band, 4),
+                      aggregation=self.o.strategy, width=media.width, height=media.height, fps=media.fps,
+                      duration_s=media.duration_s, warnings=media.warnings + tuple(self.det.ensemble.warnings),
+                      frames=media.frames)
         if not tracks:
             verdict, reason = agg.decide(None)
+            seen = sum(1 for faces in per_frame if faces)
+            if seen:
+                reason = (f"a face was detected in only {seen} isolated frame(s) of {len(per_frame)}, too few to "
+                          "judge; analyse more frames (this is not a REAL verdict)")
             self.timings["total"] = time.perf_counter() - self.t0
             return Report(verdict=verdict, reason=reason, seconds=self.timings["total"],
                           timings_s=dict(self.timings), **common)
 
         faces = self._score(media, tracks)
-        t = time.perf_counter()
-        worst = max(faces, key=lambda f: f.fake_probability)
-        file_prob = agg.file_probability([f.fake_probability for f in faces])
-        verdict, reason = agg.decide(file_prob, self.thr, self.band, worst.models, self.det.decision.disagreement)
-        if len(faces) > 1:
-            reason = f"face {worst.id} of {len(faces)} decides: {reason}"
-        self._timed("aggregate", t)
+        decider = faces[agg.worst_track([(f.verdict, f.fake_probability) for f in faces])]
+        reason = decider.reason if len(faces) == 1 else f"face {decider.id} of {len(faces)} decides: {decider.reason}"
         self.timings["total"] = time.perf_counter() - self.t0
         self.progress(1.0, "done")
-        return Report(verdict=verdict, reason=reason, fake_probability=file_prob, models=dict(worst.models),
-                      faces=tuple(faces), seconds=self.timings["total"], timings_s=dict(self.timings), **common)
+        return Report(verdict=decider.verdict, reason=reason, fake_probability=decider.fake_probability,
+                      models=dict(decider.models), faces=tuple(faces), seconds=self.timings["total"],
+                      timings_s=dict(self.timings), **common)
 
     def _score(self, media: Media, tracks: list[list[FaceBox]]) -> list[FaceTrack]:
         frames = {f.index: f for f in media.frames}
         flat = [(ti, fb) for ti, tr in enumerate(tracks) for fb in tr]
         cards = {c.name: c for c in self.det.ensemble.cards}
-        ref_margin = cards[self.names[0]].spec.crop_margin
+        ref_margin = cards[self.o.names[0]].spec.crop_margin
         member = {}
-        for mi, name in enumerate(self.names):
+        for mi, name in enumerate(self.o.names):
             spec = cards[name].spec
             t = time.perf_counter()
             crops = np.stack([crop_face(frames[fb.frame_index].image, fb.box, spec.crop_margin, spec.input_size,
                                         spec.interpolation) for _, fb in flat])
             t = self._timed("crop", t)
-            self.progress(0.45 + 0.5 * mi / len(self.names), f"scoring {len(flat)} face crop(s) with {name}")
-            member[name] = self.det.ensemble.run(name, crops, with_cam=self.heatmaps)
+            self.progress(0.45 + 0.5 * mi / len(self.o.names), f"scoring {len(flat)} face crop(s) with {name}")
+            member[name] = self.det.ensemble.run(name, crops, with_cam=self.o.heatmaps)
             self._timed(f"model:{name}", t)
 
         t = time.perf_counter()
-        ens = agg.ensemble_probability({n: member[n].probs for n in self.names})
+        ens = agg.ensemble_probability({n: member[n].probs for n in self.o.names})
         obs_by_track: list[list[FaceObservation]] = [[] for _ in tracks]
         for k, (ti, fb) in enumerate(flat):
             ref_box = square_box(fb.box, ref_margin)
             crop = cam = None
             model_cams: dict[str, np.ndarray] = {}
-            if self.heatmaps:
+            if self.o.heatmaps:
                 crop = crop_face(frames[fb.frame_index].image, fb.box, ref_margin, CAM_SIZE)
-                for n in self.names:
+                for n in self.o.names:
                     src = square_box(fb.box, cards[n].spec.crop_margin)
                     model_cams[n] = warp_cam(member[n].cams[k], src, ref_box, CAM_SIZE)
-                cam = combine_cams(model_cams.values())
+                cam = combine_cams(model_cams.values(), [member[n].probs[k] for n in model_cams])
             fr = frames[fb.frame_index]
             obs_by_track[ti].append(FaceObservation(
                 frame_index=fb.frame_index, time_s=fr.time_s, box=fb.box, detection_prob=fb.prob,
-                fake_probability=float(ens[k]), models={n: float(member[n].probs[k]) for n in self.names},
+                fake_probability=float(ens[k]), models={n: float(member[n].probs[k]) for n in self.o.names},
                 crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams))
         self._timed("cam_render", t)
 
         t = time.perf_counter()
         out = []
         for ti, obs in enumerate(obs_by_track):
-            p = agg.track_probability([o.fake_probability for o in obs], self.strategy)
-            per_model = {n: agg.track_probability([o.models[n] for o in obs], self.strategy) for n in self.names}
-            verdict, reason = agg.decide(p, self.thr, self.band, per_model, self.det.decision.disagreement)
+            p = agg.track_probability([o.fake_probability for o in obs], self.o.strategy)
+            per_model = {n: agg.track_probability([o.models[n] for o in obs], self.o.strategy) for n in self.o.names}
+            verdict, reason = agg.decide(p, self.o.threshold, self.o.band, per_model, self.det.decision.disagreement)
             out.append(FaceTrack(id=ti + 1, fake_probability=p, verdict=verdict, reason=reason, models=per_model,
                                  observations=tuple(obs)))
         self._timed("aggregate", t)

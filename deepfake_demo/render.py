@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .aggregate import Verdict
+from .aggregate import Verdict, decide
 from .explain import overlay_crop, overlay_frame
 from .report import FaceObservation, FaceTrack, Report
 
@@ -27,11 +27,7 @@ VERDICT_RGB = {
 
 
 def _verdict_of(p: float, report: Report) -> str:
-    if p >= report.threshold + report.uncertain_band:
-        return Verdict.FAKE
-    if p <= report.threshold - report.uncertain_band:
-        return Verdict.REAL
-    return Verdict.UNCERTAIN
+    return decide(p, report.threshold, report.uncertain_band)[0]
 
 
 def observations_by_frame(report: Report) -> dict[int, list[tuple[FaceTrack, FaceObservation]]]:
@@ -91,6 +87,11 @@ def _stem(report: Report) -> str:
     return re.sub(r"[^\w.-]+", "_", stem)
 
 
+def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
+        raise OSError(f"could not write {path}")
+
+
 def write_heatmaps(report: Report, out_dir: str | os.PathLike, opacity: float = 0.5) -> list[Path]:
     """Write one annotated frame per analysed frame with faces, and one face
     panel per face and frame, as JPEG files into ``out_dir``. Returns the paths."""
@@ -102,15 +103,13 @@ def write_heatmaps(report: Report, out_dir: str | os.PathLike, opacity: float = 
         if not pairs:
             continue
         p = out / f"{stem}_frame{idx:06d}.jpg"
-        cv2.imwrite(str(p), cv2.cvtColor(annotate_frame(report, idx, opacity), cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 90])
+        _write_jpeg(p, annotate_frame(report, idx, opacity))
         written.append(p)
         for t, o in pairs:
             if o.crop is None:
                 continue
             q = out / f"{stem}_face{t.id}_frame{idx:06d}.jpg"
-            cv2.imwrite(str(q), cv2.cvtColor(face_panel(o, opacity), cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
+            _write_jpeg(q, face_panel(o, opacity))
             written.append(q)
     return written
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfake_demo.aggregate import (Verdict, confident_mean, decide, ensemble_probability, file_probability,
-                                     track_probability)
+from deepfake_demo.aggregate import (Verdict, confident_mean, decide, effective_band, ensemble_probability,
+                                     track_probability, worst_track)
 
 
 def test_ensemble_probability_is_logit_mean():
@@ -43,8 +43,17 @@ def test_track_strategies_and_unknown():
 
 
 def test_file_takes_most_suspicious_face():
-    assert file_probability([0.1, 0.92, 0.3]) == 0.92
-    assert file_probability([]) is None
+    assert worst_track([("REAL", 0.1), ("FAKE", 0.92), ("FAKE", 0.7)]) == 1
+    # a clear FAKE is not hidden by a more suspicious face the models dispute
+    assert worst_track([("UNCERTAIN", 0.9), ("FAKE", 0.7)]) == 1
+    assert worst_track([("REAL", 0.2), ("UNCERTAIN", 0.45)]) == 1
+
+
+def test_band_narrows_near_the_ends():
+    assert effective_band(0.5, 0.15) == pytest.approx(0.15)
+    assert effective_band(0.9, 0.15) == pytest.approx(0.05)
+    assert decide(0.97, threshold=0.9)[0] == Verdict.FAKE  # FAKE stays reachable
+    assert decide(0.02, threshold=0.05)[0] == Verdict.REAL
 
 
 @pytest.mark.parametrize("p,verdict", [(0.9, Verdict.FAKE), (0.65, Verdict.FAKE), (0.6, Verdict.UNCERTAIN),

@@ -18,11 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = {"path", "kind", "verdict", "fake_probability", "models", "faces", "frames_analyzed", "seconds", "error"}
 
 
-def scan(*args, env_extra=None, tmpdir=None):
+def scan(*args, env_extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEEPFAKE_DEMO_")}
     env["PYTHONPATH"] = str(ROOT)
-    if tmpdir:
-        env["TMPDIR"] = str(tmpdir)
     env.update(env_extra or {})
     out = subprocess.run([sys.executable, "-m", "deepfake_demo", "scan", *map(str, args)], capture_output=True,
                          text=True, env=env, timeout=900)
@@ -69,9 +67,7 @@ def test_bad_inputs_each_get_a_reason_and_exit_2(tmp_path, tiny_weights, data_di
     missing = bad / "missing.mov"
     paths = [bad / "empty.mp4", bad / "text.mp4", bad / "truncated.mp4", missing, bad / "huge.png",
              bad / "tiny.png", bad / "noface.mp4", good]
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    out = scan(*paths, "--json", "--quiet", "--frames", "6", "--weights", tiny_weights, tmpdir=tmp)
+    out = scan(*paths, "--json", "--quiet", "--frames", "6", "--weights", tiny_weights)
     assert out.returncode == 2
     rows = {Path(r["path"]).name: r for r in lines(out)}
     assert len(rows) == len(paths)
@@ -83,7 +79,7 @@ def test_bad_inputs_each_get_a_reason_and_exit_2(tmp_path, tiny_weights, data_di
     assert rows["truncated.mp4"]["verdict"] == "ERROR" and rows["truncated.mp4"]["error"]
     assert rows["noface.mp4"]["verdict"] == "NO_FACE" and rows["noface.mp4"]["fake_probability"] is None
     assert rows[good.name]["verdict"] in ("FAKE", "REAL", "UNCERTAIN")  # the rest of the run still happened
-    assert list(tmp.iterdir()) == []  # no temporary files left behind
+    assert rows["text.mp4"]["kind"] == "video" and rows["tiny.png"]["kind"] == "image"
 
 
 def test_only_good_inputs_exit_0_and_human_output(tiny_weights, data_dir, tmp_path):
@@ -106,7 +102,13 @@ def test_no_weights_is_a_clear_error(tmp_path, data_dir):
     assert row["verdict"] == "ERROR" and "no trained weights" in row["error"] and "train" in row["error"]
 
 
-def test_usage_errors(tiny_weights, tmp_path):
+def test_usage_errors(tiny_weights, tmp_path, data_dir):
     assert scan(tmp_path, "--frames", "0", "--weights", tiny_weights).returncode == 2
+    assert scan(tmp_path, "--threshold", "1.5", "--weights", tiny_weights).returncode == 2
+    img = sorted((data_dir / "faces" / "test" / "real" / "ffpp").glob("*.jpg"))[0]
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    out = scan(img, "--heatmaps", blocker, "--weights", tiny_weights)
+    assert out.returncode == 2 and "cannot write heatmaps" in out.stderr
     out = scan(tmp_path, "--json", "--weights", tiny_weights)  # an empty directory
     assert out.returncode == 2 and "no image or video" in lines(out)[0]["error"]

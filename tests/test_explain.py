@@ -31,6 +31,8 @@ def test_combine_cams_normalised():
     c = combine_cams([a, b])
     assert c.max() == pytest.approx(1.0) and c[0, 0] == pytest.approx(1.0) and c[3, 3] == pytest.approx(0.5)
     assert combine_cams([np.zeros((4, 4))]).max() == 0
+    w = combine_cams([a, b], weights=[0.0, 1.0])  # a member with no fake evidence adds nothing
+    assert w[0, 0] == 0 and w[3, 3] == pytest.approx(1.0)
 
 
 def test_overlays_shape_and_locality():

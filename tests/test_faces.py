@@ -23,8 +23,12 @@ def test_square_box_and_crop_geometry():
     crop = crop_face(img, (90, 40, 110, 60), 0.0, 32)
     assert crop.shape == (32, 32, 3) and crop.dtype == np.uint8 and crop.mean() > 250
     # a face at the border: the square goes past the frame, the crop keeps its framing and size
-    edge = crop_face(img, (0, 0, 30, 30), 1.0, 64)
-    assert edge.shape == (64, 64, 3)
+    img2 = np.zeros((100, 200, 3), np.uint8)
+    img2[0:20, 0:20] = 200  # a bright face in the top-left corner
+    edge = crop_face(img2, (0, 0, 20, 20), 1.0, 40)  # square (-10, -10, 30, 30): 10 px outside on two sides
+    assert edge.shape == (40, 40, 3)
+    assert edge[20, 20, 0] == 200 and edge[35, 35, 0] == 0  # the face sits where the square says
+    assert edge[5, 5, 0] == 200 and edge[5, 35, 0] == 0  # outside the frame: the edge mirrored, not black
 
 
 def test_faces_found_in_a_shared_photo(mtcnn):

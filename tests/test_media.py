@@ -96,18 +96,41 @@ def test_portrait_clips_stay_portrait(videos):
             assert m.height > m.width, v.name
 
 
-def test_rotation_metadata_honoured(tmp_path, videos):
-    """A phone-style clip: frames stored sideways, display matrix says rotate 90."""
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotation_metadata_honoured(tmp_path, videos, degrees):
+    """A phone-style clip: frames stored turned, the display matrix says how to turn them back."""
     src = next(p for p in videos if p.name == "dfdc_brtujopkby.mp4")  # portrait, upright
     upright = [cv2.resize(f.image, (270, 480), interpolation=cv2.INTER_AREA) for f in load_video(src, 6).frames]
-    stored = [np.ascontiguousarray(np.rot90(f, k=1)) for f in upright]  # 90 deg counter-clockwise
+    stored = [np.ascontiguousarray(np.rot90(f, k=degrees // 90)) for f in upright]  # counter-clockwise
     clip = write_video(tmp_path / "phone.mp4", stored)
-    assert set_mp4_rotation(clip, 90) == 1
+    assert set_mp4_rotation(clip, degrees) == 1
     m = load_video(clip, 6)
-    assert (m.width, m.height) == (270, 480) and m.rotation_deg == 90
-    diff = np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(m.frames, upright)
-                    for a, b in [(a.image, b)]])
+    assert (m.width, m.height) == (270, 480) and m.rotation_deg == degrees
+    diff = np.mean([np.abs(a.image.astype(int) - b.astype(int)).mean() for a, b in zip(m.frames, upright)])
     assert diff < 12, f"frames not upright (mean abs diff {diff:.1f})"
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "PA", "LA", "I;16", "I", "F", "1"])
+def test_odd_image_modes(tmp_path, face_photo, mode):
+    img = Image.fromarray(face_photo)
+    if mode == "PA":
+        img = img.convert("RGBA").convert("P")
+        img.info["transparency"] = 0
+        fmt, name = "PNG", "p.png"
+    else:
+        img = img.convert("L").convert(mode) if mode in ("I;16", "I", "F", "1") else img.convert(mode)
+        fmt, name = ("TIFF", "x.tif") if mode in ("CMYK", "F", "I") else ("PNG", "x.png")
+    img.save(tmp_path / name, fmt, **({"transparency": 0} if mode == "PA" else {}))
+    out = load_image(tmp_path / name).frames[0].image
+    assert out.shape == face_photo.shape and out.dtype == np.uint8
+    assert out.std() > 10  # still a picture, not a flat field
+
+
+def test_animated_gif_first_frame(tmp_path, face_photo):
+    frames = [Image.fromarray(face_photo), Image.fromarray(255 - face_photo)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=100)
+    out = load_image(tmp_path / "a.gif").frames[0].image
+    assert np.abs(out.astype(int) - face_photo).mean() < 40  # the first frame (palette-quantised)
 
 
 @pytest.mark.parametrize("case", ["empty", "text_as_mp4", "text_as_jpg", "missing", "directory", "huge", "tiny",
@@ -149,18 +172,27 @@ def test_bad_inputs_raise_media_error_with_reason(tmp_path, case, face_photo):
         load_media(p, 4)
 
 
-def test_truncated_video_keeps_decodable_frames_or_refuses(tmp_path, videos):
-    v = next(p for p in videos if "youtube_519" in p.name)
+def test_truncated_mp4_is_refused_with_a_reason(tmp_path, videos):
+    v = next(p for p in videos if "youtube_519" in p.name)  # its index (moov) is at the end
     data = v.read_bytes()
-    for frac in (0.05, 0.5):
-        p = tmp_path / f"cut{frac}.mp4"
-        p.write_bytes(data[: int(len(data) * frac)])
-        try:
-            m = load_video(p, 8)
-        except MediaError as exc:
-            assert str(exc)
-        else:
-            assert 1 <= len(m.frames) <= 8
+    p = tmp_path / "cut.mp4"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="not a readable video"):
+        load_video(p, 8)
+
+
+def test_truncated_stream_samples_what_is_there_and_warns(tmp_path, videos):
+    """A file whose header promises more frames than it holds (AVI cut short)."""
+    v = next(p for p in videos if "youtube_519" in p.name)
+    frames = [f.image for f in load_video(v, 40).frames]
+    clip = write_video(tmp_path / "full.avi", frames)
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    m = load_video(cut, 8)
+    assert m.frame_count == 40 and len(m.frames) == 8
+    assert m.frames[-1].index < 25  # spread over the first half, the part that exists
+    assert m.warnings and "truncated" in m.warnings[0]
 
 
 def test_limits_refuse_with_a_message(videos):

@@ -96,3 +96,27 @@ def test_weights_that_do_not_fit_the_arch(tmp_path, tiny_weights):
     (d / "efficientnet_b0.json").write_text(json.dumps({**card, "arch": "efficientnet_b1"}))
     with pytest.raises(WeightsError, match="does not fit"):
         load_ensemble(d)
+
+
+def test_missing_sha_or_corrupt_file_refused(tmp_path, tiny_weights):
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    card = json.loads((d / "efficientnet_b0.json").read_text())
+    (d / "efficientnet_b0.json").write_text(json.dumps({k: v for k, v in card.items() if k != "sha256"}))
+    with pytest.raises(WeightsError, match="no valid sha256"):
+        load_ensemble(d)
+    (d / "efficientnet_b0.safetensors").write_bytes(b"garbage" * 100)
+    (d / "efficientnet_b0.json").write_text(json.dumps(
+        {**card, "sha256": hashlib.sha256(b"garbage" * 100).hexdigest()}))
+    with pytest.raises(WeightsError, match="does not fit"):
+        load_ensemble(d)
+
+
+def test_card_thresholds_set_the_default(tmp_path, tiny_weights):
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    for name in ("efficientnet_b0", "legacy_xception"):
+        card = json.loads((d / f"{name}.json").read_text())
+        (d / f"{name}.json").write_text(json.dumps({**card, "threshold": 0.6}))
+    ens = load_ensemble(d)
+    assert ens.threshold() == pytest.approx(0.6)
