@@ -181,7 +181,6 @@ def _strip(res: dict | None) -> dict | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .config import DECISION
     from .models import load_ensemble, resolve_weights_dir
     from .training.data import DATA_ROOT, SYNTHETIC_GROUPS, TEST_GROUPS
 
@@ -208,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     wdir = resolve_weights_dir(args.weights)
     ens = load_ensemble(wdir, "cpu")
-    thr = DECISION.threshold
+    thr = round(ens.threshold(), 4)  # the cards' thresholds, fitted on validation: what the tool decides with
     results: dict[str, Any] = {"weights": str(wdir), "members": ens.names, "threshold": thr,
                                "date": time.strftime("%Y-%m-%d")}
     crops = synth = videos = None

@@ -212,6 +212,19 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+def _init_head(model) -> None:
+    """Start the one-logit head near zero. timm's EfficientNet init draws a
+    Linear layer from U(-1/sqrt(fan_out), ...), which for one output is
+    U(-1, 1) over 1280 features: initial logits of several units and a
+    from-scratch BCE stuck near loss 2 and chance accuracy for a whole epoch."""
+    import torch
+
+    head = model.get_classifier()
+    if isinstance(head, torch.nn.Linear):
+        torch.nn.init.normal_(head.weight, std=0.01)
+        torch.nn.init.zeros_(head.bias)
+
+
 def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) one member. Writes ``run_dir/last.pt`` every epoch,
     ``best.pt`` at the best validation AUC, and ``metrics.jsonl``. Returns the
@@ -230,6 +243,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     data = data or load_train_data(cfg)
 
     model = timm.create_model(cfg.arch, pretrained=False, num_classes=1, drop_rate=0.2)
+    _init_head(model)
     if cfg.pretrained:  # hub-capable machines: start from ImageNet weights, new head
         from safetensors.torch import load_file
 
