@@ -112,15 +112,17 @@ def _cards_status() -> tuple[list[Any], str | None]:
 
 
 def _fitted_threshold(cards: Sequence[Any], default: float) -> float:
-    """The all-members threshold the library uses when none is given: the cards'
-    thresholds combined like probabilities (mean logit), rounded to the slider's step."""
+    """The all-members threshold the library uses when none is given (fitted on
+    validation: the ensemble card's, else the members'), rounded to the slider's step."""
     if not cards:
         return default
-    import numpy as np
-    from deepfake_demo.aggregate import ensemble_probability
+    from deepfake_demo.models import NoWeightsError, WeightsError, fitted_threshold, read_ensemble_card
 
-    t = float(ensemble_probability([np.array([c.spec.threshold]) for c in cards])[0])
-    return round(min(0.95, max(0.05, t)), 2)
+    try:
+        ens_card = read_ensemble_card(cards[0].weights_path.parent)
+    except (NoWeightsError, WeightsError):
+        ens_card = None
+    return round(min(0.95, max(0.05, fitted_threshold(cards, ens_card))), 2)
 
 
 def _warm_up() -> None:
@@ -215,6 +217,21 @@ def _card_markdown(cards: Sequence[Any]) -> str:
             rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
                            for k, v in info["train_config"].items())
             out.append(f"\n<details><summary>training configuration</summary><table>{rows}</table></details>\n")
+    from deepfake_demo.models import WeightsError, read_ensemble_card
+
+    try:
+        ens = read_ensemble_card(cards[0].weights_path.parent)
+    except WeightsError as exc:
+        ens = None
+        out.append(f"> {html.escape(str(exc))}")
+    if ens:
+        val = ens.get("validation") or {}
+        out.append(f"#### Ensemble ({', '.join(ens['members'])}): temperature {ens['temperature']:g}, "
+                   f"threshold {ens['threshold']:g}")
+        out.append("- **rule**: mean of the members' calibrated logits, divided by the ensemble temperature; "
+                   "both fitted on the validation split")
+        if val:
+            out.append(f"- **validation**: {_fmt(val)}")
     return "\n".join(out)
 
 

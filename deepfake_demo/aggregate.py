@@ -42,18 +42,20 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def ensemble_probability(member_probs: Mapping[str, np.ndarray] | Sequence[np.ndarray],
-                         weights: Sequence[float] | None = None) -> np.ndarray:
+                         weights: Sequence[float] | None = None, temperature: float = 1.0) -> np.ndarray:
     """Combine calibrated per-member probabilities, each (N,), into (N,).
 
     Averages in logit space: a member that is sure (0.99) moves the result more
-    than one that is near 0.5, and equal calibrated members stay calibrated.
+    than one that is near 0.5. The mean of calibrated logits is not itself
+    calibrated (members that disagree pull it towards 0.5), so the mean logit
+    is divided by the ensemble's own ``temperature``, fitted on validation.
     """
     arrays = list(member_probs.values()) if isinstance(member_probs, Mapping) else list(member_probs)
     if not arrays:
         raise ValueError("no member probabilities to combine")
     z = np.stack([_logit(a) for a in arrays])
     w = np.ones(len(arrays)) if weights is None else np.asarray(weights, dtype=np.float64)
-    mean = np.tensordot(w / w.sum(), z, axes=1)
+    mean = np.tensordot(w / w.sum(), z, axes=1) / float(temperature)
     return (1.0 / (1.0 + np.exp(-mean))).astype(np.float64)
 
 

@@ -57,7 +57,7 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
         print(f"{card.name}: {len(crops)} crops in {time.time() - t:.1f} s", flush=True)
         probs[card.name] = out.probs.astype(np.float64)
         labels, groups_arr = y, g
-    probs[ENSEMBLE] = ensemble_probability({k: v for k, v in probs.items()})
+    probs[ENSEMBLE] = ensemble_probability(dict(probs), temperature=ensemble.temperature())
     metrics = {}
     for name, p in probs.items():
         m = summarize(labels, p, threshold)

@@ -30,6 +30,9 @@ __all__ = [
     "build_model",
     "load_ensemble",
     "write_card",
+    "ENSEMBLE_CARD",
+    "read_ensemble_card",
+    "fitted_threshold",
 ]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -141,6 +144,46 @@ def read_cards(weights_dir: str | os.PathLike, names: Sequence[str] | None = Non
     return cards
 
 
+ENSEMBLE_CARD = "ensemble.json"
+"""Calibration of the members together (no ``arch`` key, so not a member card)."""
+
+
+def read_ensemble_card(weights_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """``ensemble.json`` in a weights directory: ``members`` (card names), the
+    ``temperature`` that divides the mean calibrated logit and the ``threshold``
+    on the result, both fitted on validation. None if absent."""
+    p = Path(weights_dir) / ENSEMBLE_CARD
+    if not p.is_file():
+        return None
+    try:
+        info = json.loads(p.read_text())
+        info["members"] = sorted(str(m) for m in info["members"])
+        info["temperature"] = float(info["temperature"])
+        info["threshold"] = float(info["threshold"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{ENSEMBLE_CARD} is not a valid ensemble card: {exc}") from None
+    if not (info["temperature"] > 0 and 0 < info["threshold"] < 1):
+        raise WeightsError(f"{ENSEMBLE_CARD}: temperature must be > 0 and threshold in (0, 1)")
+    return info
+
+
+def _same_members(ens_card: Mapping[str, Any] | None, names: Sequence[str]) -> bool:
+    return bool(ens_card) and sorted(names) == ens_card["members"]
+
+
+def fitted_threshold(cards: Sequence[ModelCard], ens_card: Mapping[str, Any] | None = None,
+                     names: Sequence[str] | None = None) -> float:
+    """The decision threshold when none is given. For exactly the members the
+    ensemble card was fitted on, its threshold; otherwise (a subset, or no
+    ensemble card) the members' own thresholds combined like their
+    probabilities (the sigmoid of the mean logit)."""
+    chosen = [c for c in cards if not names or c.name in names]
+    if _same_members(ens_card, [c.name for c in chosen]):
+        return float(ens_card["threshold"])
+    ts = np.clip(np.array([c.spec.threshold for c in chosen], dtype=np.float64), 1e-6, 1 - 1e-6)
+    return float(1.0 / (1.0 + np.exp(-np.mean(np.log(ts / (1 - ts))))))
+
+
 def write_card(path: str | os.PathLike, spec: ModelSpec, weights_file: str | os.PathLike, **info: Any) -> dict:
     """Write a JSON model card for ``weights_file`` (sha256 computed here)."""
     w = Path(weights_file)
@@ -228,11 +271,13 @@ def _to_tensor(crops: np.ndarray, spec: ModelSpec, device) -> torch.Tensor:
 class Ensemble:
     """The loaded members. ``run`` scores crops that were cut to each member's spec."""
 
-    def __init__(self, cards: Sequence[ModelCard], models: Sequence[Any], device: str, source: Path):
+    def __init__(self, cards: Sequence[ModelCard], models: Sequence[Any], device: str, source: Path,
+                 ensemble_card: Mapping[str, Any] | None = None):
         self.cards = list(cards)
         self.models = list(models)
         self.device = device
         self.source = source
+        self.ensemble_card = ensemble_card
 
     @property
     def names(self) -> list[str]:
@@ -243,11 +288,13 @@ class Ensemble:
         return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
 
     def threshold(self, names: Sequence[str] | None = None) -> float:
-        """The decision threshold the members' cards give (fitted on validation),
-        combined like their probabilities: the sigmoid of the mean logit."""
-        ts = np.array([c.spec.threshold for c in self.cards if not names or c.name in names], dtype=np.float64)
-        ts = np.clip(ts, 1e-6, 1 - 1e-6)
-        return float(1.0 / (1.0 + np.exp(-np.mean(np.log(ts / (1 - ts))))))
+        """The decision threshold fitted on validation (see :func:`fitted_threshold`)."""
+        return fitted_threshold(self.cards, self.ensemble_card, names)
+
+    def temperature(self, names: Sequence[str] | None = None) -> float:
+        """The ensemble temperature for these members (1 where none was fitted for them)."""
+        chosen = self.names if not names else [n for n in self.names if n in names]
+        return float(self.ensemble_card["temperature"]) if _same_members(self.ensemble_card, chosen) else 1.0
 
     def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int = 16) -> MemberOutput:
         """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
@@ -291,5 +338,6 @@ def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
     """Resolve ``source`` (see :func:`resolve_weights_dir`), read the cards and build every member."""
     d = resolve_weights_dir(source)
     cards = read_cards(d, names)
+    ens_card = read_ensemble_card(d)
     models = [build_model(c, device) for c in cards]
-    return Ensemble(cards, models, device, d)
+    return Ensemble(cards, models, device, d, ens_card)

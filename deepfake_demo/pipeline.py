@@ -207,7 +207,8 @@ class _Run:
             self._timed(f"model:{name}", t)
 
         t = time.perf_counter()
-        ens = agg.ensemble_probability({n: member[n].probs for n in self.o.names})
+        ens = agg.ensemble_probability({n: member[n].probs for n in self.o.names},
+                                     temperature=self.det.ensemble.temperature(self.o.names))
         obs_by_track: list[list[FaceObservation]] = [[] for _ in tracks]
         for k, (ti, fb) in enumerate(flat):
             ref_box = square_box(fb.box, ref_margin)

@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--export", metavar="DIR", help="after training, write the best checkpoint to DIR as a member")
     ap.add_argument("--export-only", action="store_true", help="skip training; export the run's best checkpoint")
     ap.add_argument("--card-json", help="JSON file of extra keys for the model card")
+    ap.add_argument("--fit-ensemble", nargs="+", metavar="RUN_DIR",
+                    help="no training: fit the ensemble temperature and threshold on the validation logits of "
+                         "these runs (members already exported to --export DIR) and write DIR/ensemble.json")
     return ap
 
 
@@ -64,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training.trainer import export_member, train
 
     cfg, args = parse_config(argv)
+    if args.fit_ensemble:
+        from .training.trainer import fit_ensemble
+
+        cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
+        print(f"wrote {fit_ensemble(args.fit_ensemble, args.export or 'weights', reproduce=cmd)}")
+        return 0
     if not args.export_only:
         summary = train(cfg)
         print(json.dumps(summary, indent=1, default=str))

@@ -70,3 +70,10 @@ def test_no_face_is_not_real_and_disagreement_is_uncertain():
     assert v == Verdict.UNCERTAIN and "disagree" in reason
     v, _ = decide(0.7, member_probs={"xception": 0.8, "effnet": 0.6})
     assert v == Verdict.FAKE
+
+
+def test_ensemble_temperature_scales_the_mean_logit():
+    p = ensemble_probability([np.array([0.9]), np.array([0.7])])
+    z = np.log(p / (1 - p))
+    q = ensemble_probability([np.array([0.9]), np.array([0.7])], temperature=2.0)
+    assert np.log(q / (1 - q)) == pytest.approx(z / 2.0)

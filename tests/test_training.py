@@ -157,3 +157,19 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     crops = np.zeros((2, 64, 64, 3), np.uint8)
     out = ens.run("efficientnet_b0", crops, with_cam=False)
     assert out.probs.shape == (2,) and np.all((out.probs > 0) & (out.probs < 1))
+
+    # a second member on the same validation split, then the ensemble's own calibration
+    from dataclasses import replace as _replace
+
+    from deepfake_demo.training.trainer import fit_ensemble
+
+    cfg2 = _replace(cfg, arch="resnet10t", out_dir=str(tmp_path / "run2"))
+    train(cfg2, progress=False)
+    export_member(tmp_path / "run2", tmp_path / "weights", reproduce="pytest")
+    ens_card = json.loads(fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights").read_text())
+    assert ens_card["members"] == ["efficientnet_b0", "resnet10t"] and "arch" not in ens_card
+    assert ens_card["temperature"] > 0 and 0 < ens_card["threshold"] < 1
+    ens = load_ensemble(tmp_path / "weights")
+    assert ens.names == ["efficientnet_b0", "resnet10t"]  # ensemble.json is not read as a member
+    assert ens.temperature() == ens_card["temperature"] and ens.threshold() == ens_card["threshold"]
+    assert ens.temperature(["resnet10t"]) == 1.0  # fitted for both members, not for one alone

@@ -22,7 +22,8 @@ from .data import CACHE_DIR, DATA_ROOT, load_group, split_train_val
 from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
 from .sbi import self_blend
 
-__all__ = ["TrainConfig", "TrainData", "load_train_data", "train", "predict_logits", "member_spec", "RUNS_DIR"]
+__all__ = ["TrainConfig", "TrainData", "load_train_data", "train", "predict_logits", "member_spec", "RUNS_DIR",
+           "export_member", "fit_ensemble"]
 
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
 SPLIT_SEED = 1234  # one validation split for every member
@@ -393,3 +394,52 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
     return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
                        validation=val, loss=cfg.loss, epochs_trained=int(ck["epoch"]) + 1,
                        train_config=ck["config"], **card_info)
+
+
+def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, **info: Any) -> Path:
+    """Fit the ensemble's temperature and threshold on the shared validation
+    split and write ``weights_dir/ensemble.json``.
+
+    Each run's ``best.pt`` holds its validation logits; every member uses the
+    same split (``SPLIT_SEED``), so they line up crop by crop. The members'
+    logits are divided by the temperatures in their cards (as inference does),
+    averaged, and a temperature for that mean is fitted like a member's."""
+    import torch
+
+    from ..aggregate import ensemble_probability
+    from ..models import ENSEMBLE_CARD, read_cards
+
+    weights_dir = Path(weights_dir)
+    cards = {c.name: c for c in read_cards(weights_dir)}
+    probs, labels, names = [], None, []
+    for rd in run_dirs:
+        ck = torch.load(Path(rd) / "best.pt", map_location="cpu", weights_only=False)
+        name = TrainConfig(**ck["config"]).arch
+        if name not in cards:
+            raise ValueError(f"{rd}: no card {name}.json in {weights_dir}; export the member first")
+        y = np.asarray(ck["val_labels"])
+        if labels is not None and not np.array_equal(labels, y):
+            raise ValueError(f"{rd}: validation split differs from the other runs'")
+        labels = y
+        probs.append(sigmoid(np.asarray(ck["val_logits"], np.float64) / cards[name].spec.temperature))
+        names.append(name)
+    raw = ensemble_probability(probs)
+    z = np.log(np.clip(raw, 1e-7, 1 - 1e-7) / np.clip(1 - raw, 1e-7, 1))
+    temp = fit_temperature(labels, z)
+    p = sigmoid(z / temp)
+    thr = best_threshold(labels, p)
+    card = {
+        "kind": "ensemble",
+        "members": sorted(names),
+        "temperature": round(temp, 4),
+        "threshold": round(thr, 4),
+        "rule": "sigmoid(mean over members of logit/T_member) / T_ensemble), then the threshold",
+        "validation": {"auc": roc_auc(labels, p), "log_loss_before": log_loss(labels, raw),
+                       "log_loss": log_loss(labels, p), "ece_before": expected_calibration_error(labels, raw),
+                       "ece": expected_calibration_error(labels, p), "n": int(len(labels)),
+                       "n_fake": int(labels.sum())},
+        **info,
+    }
+    out = weights_dir / ENSEMBLE_CARD
+    out.write_text(json.dumps(card, indent=2, default=float) + "\n")
+    return out
