@@ -101,28 +101,41 @@ def _detector():
 
 def _cards_status() -> tuple[list[Any], str | None]:
     """Model cards (read from JSON only, no torch) and an error message if there are none."""
-    from deepfake_demo.models import NoWeightsError, WeightsError, read_cards, resolve_weights_dir
+    from deepfake_demo.models import NoWeightsError, WeightsError, read_cards, read_ensemble_card, resolve_weights_dir
 
     try:
-        return read_cards(resolve_weights_dir(_weights())), None
+        wdir = resolve_weights_dir(_weights())
+        cards = read_cards(wdir)
+        read_ensemble_card(wdir)  # a broken ensemble card stops the library too: say so up front
+        return cards, None
     except NoWeightsError as exc:
         return [], f"<b>No trained weights found.</b> {html.escape(str(exc))}"
     except WeightsError as exc:
         return [], f"<b>The weights cannot be used.</b> {html.escape(str(exc))}"
 
 
-def _fitted_threshold(cards: Sequence[Any], default: float) -> float:
-    """The all-members threshold the library uses when none is given (fitted on
-    validation: the ensemble card's, else the members'), rounded to the slider's step."""
+def _fitted_threshold(cards: Sequence[Any], default: float, models: Sequence[str] | None = None) -> float:
+    """The threshold the library uses when none is given, for these models (all
+    by default): fitted on validation (the ensemble card's for all members, else
+    the members' own), rounded to the slider's step."""
     if not cards:
         return default
-    from deepfake_demo.models import NoWeightsError, WeightsError, fitted_threshold, read_ensemble_card
+    from deepfake_demo.models import WeightsError, fitted_threshold, read_ensemble_card
 
     try:
         ens_card = read_ensemble_card(cards[0].weights_path.parent)
-    except (NoWeightsError, WeightsError):
+    except WeightsError:
         ens_card = None
-    return round(min(0.95, max(0.05, fitted_threshold(cards, ens_card))), 2)
+    return round(min(0.95, max(0.05, fitted_threshold(cards, ens_card, models or None))), 2)
+
+
+def _threshold_for_library(threshold: float, models: Sequence[str] | None) -> float | None:
+    """None (the library's exact fitted threshold) while the slider sits at the
+    rounded default for the chosen models; the slider's value once moved."""
+    from deepfake_demo.config import DECISION
+
+    default = _fitted_threshold(_cards_status()[0], DECISION.threshold, models)
+    return None if abs(float(threshold) - default) < 1e-9 else float(threshold)
 
 
 def _warm_up() -> None:
@@ -224,7 +237,7 @@ def _card_markdown(cards: Sequence[Any]) -> str:
     except WeightsError as exc:
         ens = None
         out.append(f"> {html.escape(str(exc))}")
-    if ens:
+    if ens and ens["members"] == sorted(c.name for c in cards):
         val = ens.get("validation") or {}
         out.append(f"#### Ensemble ({', '.join(ens['members'])}): temperature {ens['temperature']:g}, "
                    f"threshold {ens['threshold']:g}")
@@ -317,7 +330,7 @@ def _run(path: str | None, kind: str, frames: int | None, models: Sequence[str] 
         raise gr.Error("Select at least one model.")
     progress(0.0, "starting")
     try:
-        report = det.analyze(path, frames=frames, heatmaps=True, threshold=float(threshold),
+        report = det.analyze(path, frames=frames, heatmaps=True, threshold=_threshold_for_library(threshold, models),
                              aggregation=aggregation or None, models=list(models) if models else None,
                              progress=lambda f, d: progress(0.95 * f, d))
         return _outputs(report, float(opacity), kind == "video", progress)
@@ -418,6 +431,9 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(_card_markdown(cards), elem_id="model-card")
 
         outputs = [verdict_out, badge_out, faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
+        # Each set of models has its own fitted threshold: the slider follows the ticked models.
+        models_in.change(lambda m: gr.update(value=_fitted_threshold(cards, DECISION.threshold, m or None)),
+                         models_in, threshold_in, api_visibility="private")
         image_btn.click(analyze_image, [image_in, models_in, threshold_in, opacity_in, aggregation_in], outputs,
                         api_name="analyze_image")
         video_btn.click(analyze_video, [video_in, frames_in, models_in, threshold_in, opacity_in, aggregation_in],

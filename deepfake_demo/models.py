@@ -171,6 +171,12 @@ def _same_members(ens_card: Mapping[str, Any] | None, names: Sequence[str]) -> b
     return bool(ens_card) and sorted(names) == ens_card["members"]
 
 
+def _stale_members(ens_card: Mapping[str, Any], cards: Sequence[ModelCard]) -> list[str]:
+    """Members whose weights changed since the ensemble card was fitted."""
+    shas = ens_card.get("member_sha256") or {}
+    return [c.name for c in cards if c.name in shas and shas[c.name] != c.sha256]
+
+
 def fitted_threshold(cards: Sequence[ModelCard], ens_card: Mapping[str, Any] | None = None,
                      names: Sequence[str] | None = None) -> float:
     """The decision threshold when none is given. For exactly the members the
@@ -339,5 +345,8 @@ def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
     d = resolve_weights_dir(source)
     cards = read_cards(d, names)
     ens_card = read_ensemble_card(d)
+    if ens_card and _stale_members(ens_card, cards):
+        raise WeightsError(f"{ENSEMBLE_CARD} was fitted on other weights of {', '.join(_stale_members(ens_card, cards))}; "
+                           "refit it (python -m deepfake_demo.train --fit-ensemble ...) or remove it")
     models = [build_model(c, device) for c in cards]
     return Ensemble(cards, models, device, d, ens_card)

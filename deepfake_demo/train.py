@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .training.trainer import fit_ensemble
 
         cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
-        print(f"wrote {fit_ensemble(args.fit_ensemble, args.export or 'weights', reproduce=cmd)}")
+        from .models import DEFAULT_WEIGHTS_DIR
+
+        print(f"wrote {fit_ensemble(args.fit_ensemble, args.export or DEFAULT_WEIGHTS_DIR, reproduce=cmd)}")
         return 0
     if not args.export_only:
         summary = train(cfg)

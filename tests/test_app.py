@@ -185,6 +185,18 @@ def test_threshold_default_is_the_cards_fitted_one(app, tiny_weights, tmp_path):
     sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Decision threshold"]
     assert sliders and sliders[0].value == round(1 / (1 + np.exp(-z)), 2)
 
+    # with an ensemble card: its threshold for all members, a member's own when it runs alone
+    names = sorted(c.name for c in cards)
+    (tmp_path / "ensemble.json").write_text(json.dumps(
+        {"members": names, "temperature": 1.3, "threshold": 0.42,
+         "member_sha256": {c.name: c.sha256 for c in cards}}))
+    assert app._fitted_threshold(cards, 0.5) == 0.42
+    assert app._fitted_threshold(cards, 0.5, [names[0]]) == 0.3
+    # an untouched slider lets the library use its exact fitted threshold; a moved one is passed on
+    assert app._threshold_for_library(0.42, names) is None
+    assert app._threshold_for_library(0.3, [names[0]]) is None
+    assert app._threshold_for_library(0.6, names) == 0.6
+
 
 def test_main_reads_flags_and_environment(app, monkeypatch):
     seen = {}

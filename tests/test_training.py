@@ -173,3 +173,11 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     assert ens.names == ["efficientnet_b0", "resnet10t"]  # ensemble.json is not read as a member
     assert ens.temperature() == ens_card["temperature"] and ens.threshold() == ens_card["threshold"]
     assert ens.temperature(["resnet10t"]) == 1.0  # fitted for both members, not for one alone
+    # an ensemble card fitted on other weights is refused, not silently applied
+    from deepfake_demo.models import WeightsError
+
+    stale = json.loads((tmp_path / "weights" / "ensemble.json").read_text())
+    stale["member_sha256"]["resnet10t"] = "0" * 64
+    (tmp_path / "weights" / "ensemble.json").write_text(json.dumps(stale))
+    with pytest.raises(WeightsError, match="refit"):
+        load_ensemble(tmp_path / "weights")

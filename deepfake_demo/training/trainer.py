@@ -417,6 +417,8 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, **info
         name = TrainConfig(**ck["config"]).arch
         if name not in cards:
             raise ValueError(f"{rd}: no card {name}.json in {weights_dir}; export the member first")
+        if (cards[name].info.get("validation") or {}).get("epoch") != int(ck["epoch"]) + 1:
+            raise ValueError(f"{rd}: the card {name}.json was not exported from this run's best.pt")
         y = np.asarray(ck["val_labels"])
         if labels is not None and not np.array_equal(labels, y):
             raise ValueError(f"{rd}: validation split differs from the other runs'")
@@ -433,7 +435,8 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, **info
         "members": sorted(names),
         "temperature": round(temp, 4),
         "threshold": round(thr, 4),
-        "rule": "sigmoid(mean over members of logit/T_member) / T_ensemble), then the threshold",
+        "rule": "p = sigmoid(mean_m(logit_m / T_m) / T_ensemble); FAKE/REAL around the threshold",
+        "member_sha256": {n: cards[n].sha256 for n in names},
         "validation": {"auc": roc_auc(labels, p), "log_loss_before": log_loss(labels, raw),
                        "log_loss": log_loss(labels, p), "ece_before": expected_calibration_error(labels, raw),
                        "ece": expected_calibration_error(labels, p), "n": int(len(labels)),
