@@ -285,6 +285,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
     warm_s = 0.05 * budget_s if budget_s else 0.0
     stop = False
+    lr_now = cfg.lr
     for epoch in range(start_epoch, cfg.epochs):
         ds = _EpochSet(data, cfg, epoch)
         dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
@@ -303,8 +304,9 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
                 el = time.time() - t0
                 f = min(1.0, el / budget_s)
                 scale = min(1.0, (el + 1) / warm_s) * 0.5 * (1 + math.cos(math.pi * f))
+                lr_now = cfg.lr * max(scale, 0.01)
                 for gr in opt.param_groups:
-                    gr["lr"] = cfg.lr * max(scale, 0.01)
+                    gr["lr"] = lr_now
             x = _normalize(x, spec, device)
             y = y.to(device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
@@ -334,7 +336,8 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
         temp = fit_temperature(yv, val_logits)
         pv = sigmoid(val_logits / temp)
         rec = {
-            "epoch": epoch + 1, "step": step, "lr": opt.param_groups[0]["lr"],
+            # the time schedule sets the rate before each step (the LambdaLR's own step resets it after)
+            "epoch": epoch + 1, "step": step, "lr": lr_now if cfg.schedule == "time" else opt.param_groups[0]["lr"],
             "train_loss": loss_sum / max(n_seen, 1), "train_acc": correct / max(n_seen, 1),
             "train_img_per_s": n_seen / max(train_s, 1e-9), "samples": n_seen,
             "val_auc": roc_auc(yv, val_logits), "val_log_loss_raw": log_loss(yv, sigmoid(val_logits)),
