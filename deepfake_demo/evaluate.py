@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["evaluate_crops", "evaluate_videos", "plot_roc", "plot_reliability", "main"]
+__all__ = ["evaluate_crops", "evaluate_videos", "plot_roc", "plot_reliability", "model_card_markdown", "main"]
 
 ENSEMBLE = "ensemble"
 
@@ -178,6 +178,44 @@ def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, thres
     return "\n".join(lines)
 
 
+def model_card_markdown(cards, ens_card: dict | None, results_md: str, date: str) -> str:
+    """A human-readable model card (``weights/README.md``, also the Hub repo's
+    card) from the members' JSON cards, the ensemble card and the evaluation."""
+    first = cards[0].info
+    out = ["# Deepfake detector ensemble: model card", "",
+           f"Members: {', '.join(f'`{c.name}` ({c.spec.input_size} px)' for c in cards)}. "
+           f"Evaluated {date} with `python -m deepfake_demo.evaluate --synthetic --write-cards "
+           f"--model-card weights/README.md`.", ""]
+    for key, title in (("description", "What it is"), ("intended_use", "Intended use"),
+                       ("training_data", "Training data"), ("limits", "Limits"), ("license", "Licence")):
+        if first.get(key):
+            out += [f"## {title}", "", str(first[key]), ""]
+    out += ["## Members", "", "| member | arch | input | crop margin | temperature | threshold | loss | "
+            "epochs | validation AUC | validation ECE |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in cards:
+        v = c.info.get("validation") or {}
+        out.append(f"| {c.name} | `{c.spec.arch}` | {c.spec.input_size} | {c.spec.crop_margin:g} | "
+                   f"{c.spec.temperature:g} | {c.spec.threshold:g} | {c.info.get('loss', '-')} | "
+                   f"{c.info.get('epochs_trained', '-')} | {_fmt(v.get('auc', '-'))} | {_fmt(v.get('ece', '-'))} |")
+    if ens_card:
+        v = ens_card.get("validation") or {}
+        out += ["", f"Ensemble: {ens_card.get('rule', '')}; temperature {ens_card['temperature']:g}, "
+                    f"threshold {ens_card['threshold']:g}; validation AUC {_fmt(v.get('auc', '-'))}, "
+                    f"ECE {_fmt(v.get('ece_before', '-'))} before and {_fmt(v.get('ece', '-'))} after its "
+                    f"temperature (n = {v.get('n', '-')})."]
+    out += ["", "Validation is a random 10% of `faces/train` (at most 250 per folder); frames of one video "
+            "can sit on both sides, so its figures are optimistic. The figures below are on data no choice "
+            "was made on.", "", "## Evaluation", "", results_md, "",
+            "![ROC on faces/test](roc_faces_test.png) ![Reliability on faces/test](reliability_faces_test.png)",
+            "", "## Reproduce", ""]
+    for c in cards:
+        if c.info.get("reproduce"):
+            out += [f"`{c.name}`:", "", "```bash", str(c.info["reproduce"]), "```", ""]
+    if ens_card and ens_card.get("reproduce"):
+        out += ["Ensemble calibration:", "", "```bash", str(ens_card["reproduce"]), "```", ""]
+    return "\n".join(out)
+
+
 def _strip(res: dict | None) -> dict | None:
     return None if res is None else {"metrics": res["metrics"]}
 
@@ -191,13 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--weights", default=None, help="weights directory or Hub id (default weights/)")
     ap.add_argument("--data", type=Path, default=DATA_ROOT, help="the shared data folder")
     ap.add_argument("--out", type=Path, default=Path("runs/eval"))
-    ap.add_argument("--frames", type=int, default=16, help="frames per video for the pipeline")
+    ap.add_argument("--frames", type=int, default=32, help="frames per video for the pipeline (the tool's default)")
     ap.add_argument("--no-crops", action="store_true")
     ap.add_argument("--no-videos", action="store_true")
     ap.add_argument("--max-videos", type=int, default=None, help="only the first N real and N fake videos (smoke runs)")
     ap.add_argument("--synthetic", action="store_true", help="also score synthetic/ (StyleGAN vs FFHQ)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write-cards", action="store_true", help="add the test figures to the weights' model cards")
+    ap.add_argument("--model-card", type=Path, default=None,
+                    help="write a human-readable model card (Markdown) here, with the ROC and reliability plots "
+                         "beside it (e.g. weights/README.md)")
     args = ap.parse_args(argv)
 
     import torch
@@ -247,9 +288,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 test["videos"] = {"frames": videos["frames"], "auc_ensemble": videos["auc"].get(ENSEMBLE),
                                   "auc_member": videos["auc"].get(card.name)}
             info["test_metrics"] = json.loads(json.dumps(test, default=float))
-            info["evaluate_command"] = "python -m deepfake_demo.evaluate --synthetic --write-cards"
+            info["evaluate_command"] = "python -m deepfake_demo.evaluate --synthetic --write-cards --model-card weights/README.md"
             path.write_text(json.dumps(info, indent=2) + "\n")
         print(f"wrote test figures into {len(ens.cards)} card(s) in {wdir}")
+    if args.model_card:
+        import shutil
+
+        from .models import read_cards
+
+        args.model_card.parent.mkdir(parents=True, exist_ok=True)
+        for png in ("roc_faces_test.png", "reliability_faces_test.png"):
+            if (args.out / png).exists():
+                shutil.copy(args.out / png, args.model_card.parent / png)
+        args.model_card.write_text(model_card_markdown(read_cards(wdir), ens.ensemble_card, md, results["date"]))
+        print(f"wrote {args.model_card}")
     return 0
 
 
