@@ -302,11 +302,12 @@ class Ensemble:
         chosen = self.names if not names else [n for n in self.names if n in names]
         return float(self.ensemble_card["temperature"]) if _same_members(self.ensemble_card, chosen) else 1.0
 
-    def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int = 16) -> MemberOutput:
+    def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int | None = None) -> MemberOutput:
         """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
 
-        The backbone runs without autograd; Grad-CAM (pytorch-grad-cam) sees only
-        the head, so the map costs one small backward through pool + linear.
+        The backbone runs without autograd (bf16 autocast on CUDA); Grad-CAM
+        (pytorch-grad-cam) sees only the head, in fp32, so the map costs one
+        small backward through pool + linear.
         """
         from pytorch_grad_cam import GradCAM
         from pytorch_grad_cam.utils.model_targets import BinaryClassifierOutputTarget
@@ -314,12 +315,15 @@ class Ensemble:
         i = self.names.index(name)
         card, model = self.cards[i], self.models[i]
         head = _HeadOnly(model)  # per call: Grad-CAM hooks on a shared module would mix concurrent requests
+        cuda = str(self.device).startswith("cuda")
+        batch_size = batch_size or (64 if cuda else 16)
         logits: list[np.ndarray] = []
         cams: list[np.ndarray] = []
         for start in range(0, len(crops), batch_size):
             x = _to_tensor(crops[start:start + batch_size], card.spec, self.device)
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 feats = model.forward_features(x)
+            feats = feats.float()
             if not with_cam:
                 with torch.no_grad():
                     logits.append(model.forward_head(feats).float().view(-1).cpu().numpy())
