@@ -110,6 +110,12 @@ class DetectorSettings:
     track_center_frac: float = 0.6  # centre distance / box size still counted as the same face
     min_track_frames: int = 2  # a track seen in fewer sampled frames is detector noise
     max_faces_per_frame: int = 16
+    # Videos: a full-frame pass on every Nth sampled frame; in between, MTCNN
+    # only in a square of roi_scale x each previous face, scaled so the face
+    # is about roi_face_px wide (1 = a full pass on every frame).
+    keyframe_every: int = 4
+    roi_scale: float = 2.5
+    roi_face_px: int = 96
 
 
 DETECTOR = DetectorSettings()

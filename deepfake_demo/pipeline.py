@@ -14,7 +14,7 @@ import numpy as np
 from . import aggregate as agg
 from .config import DECISION, DETECTOR, LIMITS, WEIGHTS_ENV, DecisionSettings, DetectorSettings, Limits
 from .explain import combine_cams, warp_cam
-from .faces import FaceBox, crop_face, detect_faces, link_tracks, load_face_detector, square_box
+from .faces import FaceBox, crop_face, detect_frames, link_tracks, load_face_detector, square_box
 from .media import Media, MediaError, kind_of, load_media
 from .models import Ensemble, load_ensemble
 from .report import FaceObservation, FaceTrack, Report, error_report
@@ -159,10 +159,9 @@ class _Run:
         self.kind = media.kind
         t = self._timed("decode", t)
 
-        per_frame: list[list[FaceBox]] = []
-        for k, fr in enumerate(media.frames):
-            self.progress(0.15 + 0.3 * k / len(media.frames), f"finding faces {k + 1}/{len(media.frames)}")
-            per_frame.append(detect_faces(self.det.face_detector, fr.image, fr.index, self.det.detection))
+        per_frame = detect_frames(self.det.face_detector, [(f.index, f.image) for f in media.frames],
+                                  self.det.detection,
+                                  lambda k, n: self.progress(0.15 + 0.3 * k / n, f"finding faces {k + 1}/{n}"))
         tracks = link_tracks(per_frame, self.det.detection)
         t = self._timed("detect", t)
 
