@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    p.add_argument("--keyframe-every", type=int, default=None,
+                   help="full detector pass every N sampled frames (1 = every frame; default: the library's)")
     p.add_argument("--data", default=os.environ.get("DEEPFAKE_DEMO_DATA", str(ROOT.parent / "shared" / "data")))
     args = p.parse_args(argv)
     data = Path(args.data)
@@ -160,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     except (NoWeightsError, WeightsError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.keyframe_every is not None:
+        from dataclasses import replace
+
+        det.detection = replace(det.detection, keyframe_every=args.keyframe_every)
     for case in args.cases:
         row = run_case(det, case, data, args.frames, args.runs)
+        row["keyframe_every"] = det.detection.keyframe_every
         if args.json:
             print(json.dumps(row), flush=True)
         else:
