@@ -132,6 +132,39 @@ def run_case(det, name: str, data: Path, frames: int, runs: int) -> dict[str, An
     }
 
 
+def detection_check(data: Path, frames: int, keyframe_every: int) -> list[dict[str, Any]]:
+    """Full detector passes on every sampled frame vs the keyframe + region mode,
+    on every shared video: faces, tracks, boxes that agree, and time."""
+    from dataclasses import replace
+
+    import torch
+
+    from .config import DETECTOR
+    from .faces import box_iou, detect_frames, link_tracks, load_face_detector
+    from .media import load_video
+
+    mt = load_face_detector()
+    rows = []
+    with torch.inference_mode():
+        for v in sorted((data / "videos").glob("*/*.mp4")):
+            m = load_video(v, frames)
+            fr = [(f.index, f.image) for f in m.frames]
+            t = time.perf_counter()
+            full = detect_frames(mt, fr, replace(DETECTOR, keyframe_every=1))
+            t_full = time.perf_counter() - t
+            t = time.perf_counter()
+            fast = detect_frames(mt, fr, replace(DETECTOR, keyframe_every=keyframe_every))
+            t_fast = time.perf_counter() - t
+            ious = [max((box_iou(a.box, b.box) for b in fb), default=0.0) for fa, fb in zip(full, fast) for a in fa]
+            rows.append({"video": v.name, "size": f"{m.width}x{m.height}", "faces_full": sum(map(len, full)),
+                         "faces_fast": sum(map(len, fast)), "tracks_full": len(link_tracks(full)),
+                         "tracks_fast": len(link_tracks(fast)),
+                         "found_again": sum(i >= 0.5 for i in ious),
+                         "mean_iou": round(float(np.mean([i for i in ious if i >= 0.5] or [0.0])), 3),
+                         "full_s": round(t_full, 2), "fast_s": round(t_fast, 2)})
+    return rows
+
+
 def _gpu_name() -> str:
     import torch
 
@@ -146,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    p.add_argument("--detection-check", action="store_true",
+                   help="only compare full detector passes with the keyframe mode on every shared video")
     p.add_argument("--keyframe-every", type=int, default=None,
                    help="full detector pass every N sampled frames (1 = every frame; default: the library's)")
     p.add_argument("--data", default=os.environ.get("DEEPFAKE_DEMO_DATA", str(ROOT.parent / "shared" / "data")))
@@ -154,6 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     if not (data / "videos").is_dir():
         print(f"error: shared data not found at {data} (pass --data)", file=sys.stderr)
         return 2
+    if args.detection_check:
+        rows = detection_check(data, args.frames, args.keyframe_every or 4)
+        for r in rows:
+            print(json.dumps(r) if args.json else
+                  f"{r['video']:38s} {r['size']:>9s} faces {r['faces_full']:3d} -> {r['faces_fast']:3d}, "
+                  f"tracks {r['tracks_full']} -> {r['tracks_fast']}, found again {r['found_again']} "
+                  f"(IoU {r['mean_iou']:.3f}), {r['full_s']:.2f} s -> {r['fast_s']:.2f} s", flush=True)
+        full, fast = sum(r["full_s"] for r in rows), sum(r["fast_s"] for r in rows)
+        print(f"detection in all: {full:.1f} s -> {fast:.1f} s ({fast / full:.2f}x)", file=sys.stderr)
+        return 0
     from .models import NoWeightsError, WeightsError
     from .pipeline import Detector
 
