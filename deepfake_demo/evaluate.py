@@ -187,7 +187,8 @@ def model_card_markdown(cards, ens_card: dict | None, results_md: str, date: str
            f"Evaluated {date} with `python -m deepfake_demo.evaluate --synthetic --write-cards "
            f"--model-card weights/README.md`.", ""]
     for key, title in (("description", "What it is"), ("intended_use", "Intended use"),
-                       ("training_data", "Training data"), ("limits", "Limits"), ("license", "Licence")):
+                       ("training_data", "Training data"), ("limits", "Limits"),
+                       ("compute_note", "What a GPU run would change"), ("license", "Licence")):
         if first.get(key):
             out += [f"## {title}", "", str(first[key]), ""]
     out += ["## Members", "", "| member | arch | input | crop margin | temperature | threshold | loss | "
