@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--export", metavar="DIR", help="after training, write the best checkpoint to DIR as a member")
     ap.add_argument("--export-only", action="store_true", help="skip training; export the run's best checkpoint")
     ap.add_argument("--card-json", help="JSON file of extra keys for the model card")
+    ap.add_argument("--balanced-threshold", action="store_true",
+                    help="on export: the balanced-accuracy threshold on validation instead of 0.5 on the "
+                         "calibrated probability (see THRESHOLD_RULE in training/trainer.py)")
     ap.add_argument("--fit-ensemble", nargs="+", metavar="RUN_DIR",
                     help="no training: fit the ensemble temperature and threshold on the validation logits of "
                          "these runs (members already exported to --export DIR) and write DIR/ensemble.json")
@@ -73,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
         from .models import DEFAULT_WEIGHTS_DIR
 
-        print(f"wrote {fit_ensemble(args.fit_ensemble, args.export or DEFAULT_WEIGHTS_DIR, reproduce=cmd)}")
+        print(f"wrote {fit_ensemble(args.fit_ensemble, args.export or DEFAULT_WEIGHTS_DIR,
+                                  threshold=None if args.balanced_threshold else 0.5, reproduce=cmd)}")
         return 0
     if not args.export_only:
         summary = train(cfg)
@@ -82,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = json.loads(open(args.card_json).read()) if args.card_json else {}
         cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
         extra.setdefault("reproduce", cmd)
-        card = export_member(cfg.run_dir, args.export or "weights", **extra)
+        card = export_member(cfg.run_dir, args.export or "weights",
+                             threshold=None if args.balanced_threshold else 0.5, **extra)
         print(f"wrote {card}")
     return 0
 

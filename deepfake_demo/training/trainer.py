@@ -23,6 +23,7 @@ from .metrics import best_threshold, expected_calibration_error, fit_temperature
 from .sbi import self_blend
 
 __all__ = ["TrainConfig", "TrainData", "load_train_data", "train", "predict_logits", "member_spec", "RUNS_DIR",
+           "THRESHOLD_RULE",
            "export_member", "fit_ensemble"]
 
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
@@ -367,10 +368,25 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     return {"run_dir": str(run_dir), "best": best, "steps": step, "counts": data.counts}
 
 
+THRESHOLD_RULE = (
+    "0.5 on the probability calibrated on validation: 'more likely fake than not', the threshold a reader "
+    "assumes. The balanced-accuracy optimum on validation is recorded beside it, not used: it weights the classes "
+    "by how the validation split was built (UTKFace reals, self-blended fakes), not by what users upload, and on "
+    "a weak model it moves a lot with a few crops.")
+
+
+def _decision_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float | None) -> float:
+    """``threshold`` if given (default 0.5 on calibrated probabilities), else
+    the balanced-accuracy optimum on validation."""
+    return float(threshold) if threshold is not None else best_threshold(labels, probs)
+
+
 def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best", name: str | None = None,
-                  **card_info: Any) -> Path:
+                  threshold: float | None = 0.5, **card_info: Any) -> Path:
     """Write ``run_dir/<which>.pt`` as fp16 safetensors + card into ``out_dir``,
-    with temperature and threshold fitted on the validation split only."""
+    with the temperature fitted on the validation split only; the threshold is
+    ``threshold`` on the calibrated probability (None: fitted for balanced
+    accuracy on validation; see ``THRESHOLD_RULE``)."""
     import timm
     import torch
 
@@ -390,16 +406,20 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
     # the weights are stored in fp16: calibrate what will be shipped
     temp = fit_temperature(vy, vl)
     pv = sigmoid(vl / temp)
-    thr = best_threshold(vy, pv)
+    thr = _decision_threshold(vy, pv, threshold)
     spec = member_spec(cfg, temperature=round(temp, 4), threshold=round(thr, 4))
     val = {"auc": roc_auc(vy, vl), "log_loss": log_loss(vy, pv), "ece": expected_calibration_error(vy, pv),
-           "n": int(len(vy)), "n_fake": int(vy.sum()), "epoch": int(ck["epoch"]) + 1}
+           "n": int(len(vy)), "n_fake": int(vy.sum()), "epoch": int(ck["epoch"]) + 1,
+           "balanced_accuracy_threshold": round(best_threshold(vy, pv), 4)}
+    if threshold is not None:
+        card_info.setdefault("threshold_rule", THRESHOLD_RULE)
     return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
                        validation=val, loss=cfg.loss, epochs_trained=int(ck["epoch"]) + 1,
                        train_config=ck["config"], **card_info)
 
 
-def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, **info: Any) -> Path:
+def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
+                 **info: Any) -> Path:
     """Fit the ensemble's temperature and threshold on the shared validation
     split and write ``weights_dir/ensemble.json``.
 
@@ -432,7 +452,9 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, **info
     z = np.log(np.clip(raw, 1e-7, 1 - 1e-7) / np.clip(1 - raw, 1e-7, 1))
     temp = fit_temperature(labels, z)
     p = sigmoid(z / temp)
-    thr = best_threshold(labels, p)
+    thr = _decision_threshold(labels, p, threshold)
+    if threshold is not None:
+        info.setdefault("threshold_rule", THRESHOLD_RULE)
     card = {
         "kind": "ensemble",
         "members": sorted(names),
@@ -443,7 +465,7 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, **info
         "validation": {"auc": roc_auc(labels, p), "log_loss_before": log_loss(labels, raw),
                        "log_loss": log_loss(labels, p), "ece_before": expected_calibration_error(labels, raw),
                        "ece": expected_calibration_error(labels, p), "n": int(len(labels)),
-                       "n_fake": int(labels.sum())},
+                       "n_fake": int(labels.sum()), "balanced_accuracy_threshold": round(best_threshold(labels, p), 4)},
         **info,
     }
     out = weights_dir / ENSEMBLE_CARD
