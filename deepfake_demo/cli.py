@@ -13,6 +13,7 @@ from typing import Sequence
 
 from .aggregate import STRATEGIES
 from .config import DECISION, IMAGE_EXTENSIONS, LIMITS, VIDEO_EXTENSIONS
+from .media import kind_of
 from .report import Report, error_report
 
 __all__ = ["main", "build_parser"]
@@ -85,7 +86,7 @@ def _scan(args: argparse.Namespace) -> int:
     except (NoWeightsError, WeightsError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         for p in paths:
-            _emit(error_report(p, str(exc)), args.json)
+            _emit(error_report(p, str(exc), kind=kind_of(p, sniff=False)), args.json)
         return 2
 
     failed = 0

@@ -76,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
         from .models import DEFAULT_WEIGHTS_DIR
 
-        print(f"wrote {fit_ensemble(args.fit_ensemble, args.export or DEFAULT_WEIGHTS_DIR,
-                                  threshold=None if args.balanced_threshold else 0.5, reproduce=cmd)}")
+        out = fit_ensemble(args.fit_ensemble, args.export or DEFAULT_WEIGHTS_DIR,
+                           threshold=None if args.balanced_threshold else 0.5, reproduce=cmd)
+        print(f"wrote {out}")
         return 0
     if not args.export_only:
         summary = train(cfg)
