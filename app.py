@@ -401,7 +401,7 @@ def build_demo() -> gr.Blocks:
                                                  info="untick to see one model alone")
                     threshold_in = gr.Slider(0.05, 0.95, value=threshold, step=0.01,
                                              label="Decision threshold",
-                                             info=f"default {threshold:.2f}: fitted on validation (model cards); "
+                                             info=f"default {threshold:.2f}: from the model cards (on probabilities calibrated on validation); "
                                                   f"uncertain within ±{DECISION.uncertain_band:g} of it")
                     opacity_in = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     aggregation_in = gr.Dropdown(sorted(STRATEGIES), value=DECISION.aggregation,
@@ -422,7 +422,7 @@ def build_demo() -> gr.Blocks:
                                            columns=4, height=360, object_fit="contain", preview=False,
                                            elem_id="faces-gallery")
         with gr.Row():
-            video_out = gr.Video(label="Annotated video (analysed frames)", elem_id="annotated-video",
+            video_out = gr.Video(label="Annotated video (analysed frames)", elem_id="annotated-video", height=480,
                                  interactive=False, visible=False)
             json_out = gr.File(label="JSON report", elem_id="json-report", interactive=False)
         with gr.Accordion("How to read this", open=False):
