@@ -114,27 +114,27 @@ def _cards_status() -> tuple[list[Any], str | None]:
         return [], f"<b>The weights cannot be used.</b> {html.escape(str(exc))}"
 
 
-def _fitted_threshold(cards: Sequence[Any], default: float, models: Sequence[str] | None = None) -> float:
+def _card_threshold(cards: Sequence[Any], default: float, models: Sequence[str] | None = None) -> float:
     """The threshold the library uses when none is given, for these models (all
-    by default): fitted on validation (the ensemble card's for all members, else
-    the members' own), rounded to the slider's step."""
+    by default): the ensemble card's for all members, else the members' own,
+    rounded to the slider's step."""
     if not cards:
         return default
-    from deepfake_demo.models import WeightsError, fitted_threshold, read_ensemble_card
+    from deepfake_demo.models import WeightsError, card_threshold, read_ensemble_card
 
     try:
         ens_card = read_ensemble_card(cards[0].weights_path.parent)
     except WeightsError:
         ens_card = None
-    return round(min(0.95, max(0.05, fitted_threshold(cards, ens_card, models or None))), 2)
+    return round(min(0.95, max(0.05, card_threshold(cards, ens_card, models or None))), 2)
 
 
 def _threshold_for_library(threshold: float, models: Sequence[str] | None) -> float | None:
-    """None (the library's exact fitted threshold) while the slider sits at the
+    """None (the library's exact card threshold) while the slider sits at the
     rounded default for the chosen models; the slider's value once moved."""
     from deepfake_demo.config import DECISION
 
-    default = _fitted_threshold(_cards_status()[0], DECISION.threshold, models)
+    default = _card_threshold(_cards_status()[0], DECISION.threshold, models)
     return None if abs(float(threshold) - default) < 1e-9 else float(threshold)
 
 
@@ -241,8 +241,10 @@ def _card_markdown(cards: Sequence[Any]) -> str:
         val = ens.get("validation") or {}
         out.append(f"#### Ensemble ({', '.join(ens['members'])}): temperature {ens['temperature']:g}, "
                    f"threshold {ens['threshold']:g}")
-        out.append("- **rule**: mean of the members' calibrated logits, divided by the ensemble temperature; "
-                   "both fitted on the validation split")
+        out.append("- **rule**: mean of the members' calibrated logits, divided by the ensemble temperature "
+                   "(fitted on the validation split)")
+        if ens.get("threshold_rule"):
+            out.append(f"- **threshold rule**: {ens['threshold_rule']}")
         if val:
             out.append(f"- **validation**: {_fmt(val)}")
     return "\n".join(out)
@@ -370,7 +372,7 @@ def build_demo() -> gr.Blocks:
 
     cards, problem = _cards_status()
     names = [c.name for c in cards]
-    threshold = _fitted_threshold(cards, DECISION.threshold)
+    threshold = _card_threshold(cards, DECISION.threshold)
     card_warnings = [f"{c.name}: {c.warning}" for c in cards if c.warning]
 
     # delete_cache: Gradio's own copies of uploads and outputs go after an hour, like ours.
@@ -431,8 +433,8 @@ def build_demo() -> gr.Blocks:
             gr.Markdown(_card_markdown(cards), elem_id="model-card")
 
         outputs = [verdict_out, badge_out, faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
-        # Each set of models has its own fitted threshold: the slider follows the ticked models.
-        models_in.change(lambda m: gr.update(value=_fitted_threshold(cards, DECISION.threshold, m or None)),
+        # Each set of models has its own card threshold: the slider follows the ticked models.
+        models_in.change(lambda m: gr.update(value=_card_threshold(cards, DECISION.threshold, m or None)),
                          models_in, threshold_in, api_visibility="private")
         image_btn.click(analyze_image, [image_in, models_in, threshold_in, opacity_in, aggregation_in], outputs,
                         api_name="analyze_image")

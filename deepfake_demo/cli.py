@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights directory or Hugging Face Hub repo id (default: $DEEPFAKE_DEMO_WEIGHTS or weights/)")
     s.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     s.add_argument("--threshold", type=float, default=None,
-                   help="decision threshold (default: the one fitted on validation, from the model cards)")
+                   help="decision threshold (default: the one in the model cards)")
     s.add_argument("--uncertain-band", type=float, default=None,
                    help=f"half-width of the UNCERTAIN band around the threshold (default {DECISION.uncertain_band})")
     s.add_argument("--aggregation", choices=sorted(STRATEGIES), default=None,

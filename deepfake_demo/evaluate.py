@@ -60,7 +60,7 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
     probs[ENSEMBLE] = ensemble_probability(dict(probs), temperature=ensemble.temperature())
     metrics = {}
     for name, p in probs.items():
-        # each member alone decides at its own fitted threshold, the ensemble at the ensemble's
+        # each member alone decides at its own card threshold, the ensemble at the ensemble card's
         m = summarize(labels, p, threshold if name == ENSEMBLE else ensemble.threshold([name]))
         real = labels == 0
         per = {}
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     wdir = resolve_weights_dir(args.weights)
     ens = load_ensemble(wdir, "cpu")
-    thr = round(ens.threshold(), 4)  # the cards' thresholds, fitted on validation: what the tool decides with
+    thr = round(ens.threshold(), 4)  # the ensemble card's threshold: what the tool decides with
     results: dict[str, Any] = {"weights": str(wdir), "members": ens.names, "threshold": thr,
                                "date": time.strftime("%Y-%m-%d")}
     crops = synth = videos = None

@@ -32,7 +32,7 @@ __all__ = [
     "write_card",
     "ENSEMBLE_CARD",
     "read_ensemble_card",
-    "fitted_threshold",
+    "card_threshold",
 ]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -150,8 +150,8 @@ ENSEMBLE_CARD = "ensemble.json"
 
 def read_ensemble_card(weights_dir: str | os.PathLike) -> dict[str, Any] | None:
     """``ensemble.json`` in a weights directory: ``members`` (card names), the
-    ``temperature`` that divides the mean calibrated logit and the ``threshold``
-    on the result, both fitted on validation. None if absent."""
+    ``temperature`` that divides the mean calibrated logit (fitted on
+    validation) and the ``threshold`` on the result. None if absent."""
     p = Path(weights_dir) / ENSEMBLE_CARD
     if not p.is_file():
         return None
@@ -177,17 +177,18 @@ def _stale_members(ens_card: Mapping[str, Any], cards: Sequence[ModelCard]) -> l
     return [c.name for c in cards if c.name in shas and shas[c.name] != c.sha256]
 
 
-def fitted_threshold(cards: Sequence[ModelCard], ens_card: Mapping[str, Any] | None = None,
-                     names: Sequence[str] | None = None) -> float:
-    """The decision threshold when none is given. For exactly the members the
-    ensemble card was fitted on, its threshold; otherwise (a subset, or no
-    ensemble card) the members' own thresholds combined like their
-    probabilities (the sigmoid of the mean logit)."""
+def card_threshold(cards: Sequence[ModelCard], ens_card: Mapping[str, Any] | None = None,
+                   names: Sequence[str] | None = None) -> float:
+    """The decision threshold when none is given, from the cards. For exactly
+    the members the ensemble card was fitted on, its threshold; otherwise (a
+    subset, or no ensemble card) the members' own thresholds combined like
+    their probabilities (:func:`~deepfake_demo.aggregate.ensemble_probability`)."""
+    from .aggregate import ensemble_probability
+
     chosen = [c for c in cards if not names or c.name in names]
     if _same_members(ens_card, [c.name for c in chosen]):
         return float(ens_card["threshold"])
-    ts = np.clip(np.array([c.spec.threshold for c in chosen], dtype=np.float64), 1e-6, 1 - 1e-6)
-    return float(1.0 / (1.0 + np.exp(-np.mean(np.log(ts / (1 - ts))))))
+    return float(ensemble_probability([np.array([c.spec.threshold]) for c in chosen])[0])
 
 
 def write_card(path: str | os.PathLike, spec: ModelSpec, weights_file: str | os.PathLike, **info: Any) -> dict:
@@ -294,8 +295,8 @@ class Ensemble:
         return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
 
     def threshold(self, names: Sequence[str] | None = None) -> float:
-        """The decision threshold fitted on validation (see :func:`fitted_threshold`)."""
-        return fitted_threshold(self.cards, self.ensemble_card, names)
+        """The decision threshold the cards give for these members (see :func:`card_threshold`)."""
+        return card_threshold(self.cards, self.ensemble_card, names)
 
     def temperature(self, names: Sequence[str] | None = None) -> float:
         """The ensemble temperature for these members (1 where none was fitted for them)."""
@@ -323,7 +324,7 @@ class Ensemble:
             x = _to_tensor(crops[start:start + batch_size], card.spec, self.device)
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 feats = model.forward_features(x)
-            feats = feats.float()
+            feats = feats.float()  # the head and its CAM gradient in fp32
             if not with_cam:
                 with torch.no_grad():
                     logits.append(model.forward_head(feats).float().view(-1).cpu().numpy())
@@ -333,7 +334,7 @@ class Ensemble:
             cam.compute_input_gradient = True  # parameters are frozen: the gradient flows via the input
             try:
                 with torch.enable_grad():
-                    maps = cam(input_tensor=feats.float(), targets=[BinaryClassifierOutputTarget(1)] * len(x))
+                    maps = cam(input_tensor=feats, targets=[BinaryClassifierOutputTarget(1)] * len(x))
                 logits.append(cam.outputs.detach().float().view(-1).cpu().numpy())
             finally:
                 cam.activations_and_grads.release()
@@ -349,8 +350,9 @@ def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
     d = resolve_weights_dir(source)
     cards = read_cards(d, names)
     ens_card = read_ensemble_card(d)
-    if ens_card and _stale_members(ens_card, cards):
-        raise WeightsError(f"{ENSEMBLE_CARD} was fitted on other weights of {', '.join(_stale_members(ens_card, cards))}; "
+    stale = _stale_members(ens_card, cards) if ens_card else []
+    if stale:
+        raise WeightsError(f"{ENSEMBLE_CARD} was fitted on other weights of {', '.join(stale)}; "
                            "refit it (python -m deepfake_demo.train --fit-ensemble ...) or remove it")
     models = [build_model(c, device) for c in cards]
     return Ensemble(cards, models, device, d, ens_card)

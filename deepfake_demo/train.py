@@ -1,7 +1,7 @@
 """Train one ensemble member: ``python -m deepfake_demo.train --arch efficientnet_b0 ...``
 
 Then export it with ``--export weights/`` (fp16 safetensors + model card with
-temperature and threshold fitted on the validation split). See notes/training.md.
+temperature fitted on the validation split, threshold by THRESHOLD_RULE). See notes/training.md.
 """
 from __future__ import annotations
 
@@ -67,28 +67,23 @@ def parse_config(argv: Sequence[str] | None = None):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .training.trainer import export_member, train
+    from .models import DEFAULT_WEIGHTS_DIR
+    from .training.trainer import export_member, fit_ensemble, train
 
     cfg, args = parse_config(argv)
+    cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
+    out_dir = args.export or DEFAULT_WEIGHTS_DIR
+    threshold = None if args.balanced_threshold else 0.5
     if args.fit_ensemble:
-        from .training.trainer import fit_ensemble
-
-        cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
-        from .models import DEFAULT_WEIGHTS_DIR
-
-        out = fit_ensemble(args.fit_ensemble, args.export or DEFAULT_WEIGHTS_DIR,
-                           threshold=None if args.balanced_threshold else 0.5, reproduce=cmd)
-        print(f"wrote {out}")
+        print(f"wrote {fit_ensemble(args.fit_ensemble, out_dir, threshold=threshold, reproduce=cmd)}")
         return 0
     if not args.export_only:
         summary = train(cfg)
         print(json.dumps(summary, indent=1, default=str))
     if args.export or args.export_only:
         extra = json.loads(open(args.card_json).read()) if args.card_json else {}
-        cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
         extra.setdefault("reproduce", cmd)
-        card = export_member(cfg.run_dir, args.export or "weights",
-                             threshold=None if args.balanced_threshold else 0.5, **extra)
+        card = export_member(cfg.run_dir, out_dir, threshold=threshold, **extra)
         print(f"wrote {card}")
     return 0
 

@@ -180,7 +180,7 @@ def test_threshold_default_is_the_cards_fitted_one(app, tiny_weights, tmp_path):
     cards, problem = app._cards_status()
     assert problem is None and len(cards) == 2
     z = np.mean([np.log(t / (1 - t)) for t in (0.3, 0.4)])
-    assert app._fitted_threshold(cards, 0.5) == round(1 / (1 + np.exp(-z)), 2)
+    assert app._card_threshold(cards, 0.5) == round(1 / (1 + np.exp(-z)), 2)
     demo = app.build_demo()
     sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Decision threshold"]
     assert sliders and sliders[0].value == round(1 / (1 + np.exp(-z)), 2)
@@ -190,8 +190,8 @@ def test_threshold_default_is_the_cards_fitted_one(app, tiny_weights, tmp_path):
     (tmp_path / "ensemble.json").write_text(json.dumps(
         {"members": names, "temperature": 1.3, "threshold": 0.42,
          "member_sha256": {c.name: c.sha256 for c in cards}}))
-    assert app._fitted_threshold(cards, 0.5) == 0.42
-    assert app._fitted_threshold(cards, 0.5, [names[0]]) == 0.3
+    assert app._card_threshold(cards, 0.5) == 0.42
+    assert app._card_threshold(cards, 0.5, [names[0]]) == 0.3
     # an untouched slider lets the library use its exact fitted threshold; a moved one is passed on
     assert app._threshold_for_library(0.42, names) is None
     assert app._threshold_for_library(0.3, [names[0]]) is None

@@ -3,7 +3,8 @@
 Real: FF++ originals and UTKFace. Fake: the four FF++ manipulations and
 self-blended images made on the fly from the real faces. A fixed validation
 split (same for every member, so the ensemble can be validated too) is carved
-out of faces/train; temperature and threshold are fitted on it only.
+out of faces/train; temperatures are fitted on it only, and the threshold
+follows ``THRESHOLD_RULE`` (or the balanced-accuracy optimum on it).
 """
 from __future__ import annotations
 
@@ -420,8 +421,8 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
 
 def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
                  **info: Any) -> Path:
-    """Fit the ensemble's temperature and threshold on the shared validation
-    split and write ``weights_dir/ensemble.json``.
+    """Fit the ensemble's temperature on the shared validation split, set its
+    threshold (see ``THRESHOLD_RULE``) and write ``weights_dir/ensemble.json``.
 
     Each run's ``best.pt`` holds its validation logits; every member uses the
     same split (``SPLIT_SEED``), so they line up crop by crop. The members'
@@ -429,12 +430,11 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     averaged, and a temperature for that mean is fitted like a member's."""
     import torch
 
-    from ..aggregate import ensemble_probability
     from ..models import ENSEMBLE_CARD, read_cards
 
     weights_dir = Path(weights_dir)
     cards = {c.name: c for c in read_cards(weights_dir)}
-    probs, labels, names = [], None, []
+    calibrated, labels, names = [], None, []
     for rd in run_dirs:
         ck = torch.load(Path(rd) / "best.pt", map_location="cpu", weights_only=False)
         name = TrainConfig(**ck["config"]).arch
@@ -446,10 +446,10 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
         if labels is not None and not np.array_equal(labels, y):
             raise ValueError(f"{rd}: validation split differs from the other runs'")
         labels = y
-        probs.append(sigmoid(np.asarray(ck["val_logits"], np.float64) / cards[name].spec.temperature))
+        calibrated.append(np.asarray(ck["val_logits"], np.float64) / cards[name].spec.temperature)
         names.append(name)
-    raw = ensemble_probability(probs)
-    z = np.log(np.clip(raw, 1e-7, 1 - 1e-7) / np.clip(1 - raw, 1e-7, 1))
+    z = np.mean(calibrated, axis=0)  # what aggregate.ensemble_probability averages, before its temperature
+    raw = sigmoid(z)
     temp = fit_temperature(labels, z)
     p = sigmoid(z / temp)
     thr = _decision_threshold(labels, p, threshold)
