@@ -165,6 +165,23 @@ def detection_check(data: Path, frames: int, keyframe_every: int) -> list[dict[s
     return rows
 
 
+def random_weights(out: Path) -> Path:
+    """Random-init members at the specs' default input sizes (Xception 299 px,
+    EfficientNet-B0 224 px), marked bench-only: what inference costs with
+    full-size models, whatever the shipped weights' sizes."""
+    import timm
+    import torch
+
+    from .config import MODEL_SPECS
+    from .training.export import save_member
+
+    torch.manual_seed(0)
+    for arch, spec in MODEL_SPECS.items():
+        save_member(timm.create_model(arch, pretrained=False, num_classes=1), spec, out,
+                    warning="bench-only random weights: probabilities mean nothing")
+    return out
+
+
 def _gpu_name() -> str:
     import torch
 
@@ -177,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--frames", type=int, default=32)
     p.add_argument("--weights", default=None)
+    p.add_argument("--random-weights", action="store_true",
+                   help="time random-init members at the specs' default input sizes instead of --weights")
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     p.add_argument("--detection-check", action="store_true",
@@ -202,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     from .models import NoWeightsError, WeightsError
     from .pipeline import Detector
 
+    if args.random_weights:
+        import tempfile
+
+        args.weights = str(random_weights(Path(tempfile.mkdtemp(prefix="bench_weights_"))))
     try:
         det = Detector.load(args.weights, args.device)
     except (NoWeightsError, WeightsError, RuntimeError) as exc:
