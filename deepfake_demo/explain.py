@@ -63,21 +63,32 @@ def overlay_frame(frame: np.ndarray, cams: Sequence[tuple[np.ndarray, Sequence[i
     leave the frame as it was and only what the models looked at lights up.
     """
     h, w = frame.shape[:2]
-    heat = np.zeros((h, w), np.float32)
+    pieces = []  # (map resized to its box, clipped frame rectangle) per face
     for cam, (x1, y1, x2, y2) in cams:
         side = max(1, int(x2 - x1))
-        big = cv2.resize(np.asarray(cam, np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
         fx1, fy1, fx2, fy2 = max(0, x1), max(0, y1), min(w, x1 + side), min(h, y1 + side)
         if fx2 <= fx1 or fy2 <= fy1:
             continue
-        region = big[fy1 - y1:fy2 - y1, fx1 - x1:fx2 - x1]
-        np.maximum(heat[fy1:fy2, fx1:fx2], region, out=heat[fy1:fy2, fx1:fx2])
+        big = cv2.resize(np.asarray(cam, np.float32), (side, side), interpolation=cv2.INTER_LINEAR)
+        pieces.append((big[fy1 - y1:fy2 - y1, fx1 - x1:fx2 - x1], (fx1, fy1, fx2, fy2)))
+    out = frame.copy()
+    if not pieces:
+        return out
+    # Blend only inside the union of the face regions: outside it the weight is 0
+    # and the frame is unchanged, so a 1080p frame costs what its faces cost.
+    ux1, uy1 = min(r[0] for _, r in pieces), min(r[1] for _, r in pieces)
+    ux2, uy2 = max(r[2] for _, r in pieces), max(r[3] for _, r in pieces)
+    heat = np.zeros((uy2 - uy1, ux2 - ux1), np.float32)
+    for region, (fx1, fy1, fx2, fy2) in pieces:
+        sub = heat[fy1 - uy1:fy2 - uy1, fx1 - ux1:fx2 - ux1]
+        np.maximum(sub, region, out=sub)
     if not heat.any():
-        return frame.copy()
+        return out
     colour = cv2.cvtColor(cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     alpha = (float(np.clip(opacity, 0, 1)) * heat)[:, :, None]
-    out = frame.astype(np.float32) * (1 - alpha) + colour.astype(np.float32) * alpha
-    return (out + 0.5).astype(np.uint8)
+    roi = out[uy1:uy2, ux1:ux2]
+    roi[:] = (roi.astype(np.float32) * (1 - alpha) + colour.astype(np.float32) * alpha + 0.5).astype(np.uint8)
+    return out
 
 
 def cam_mass_inside(cam: np.ndarray, box: Sequence[float], crop_box: Sequence[int]) -> float:

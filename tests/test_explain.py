@@ -58,3 +58,21 @@ def test_cam_mass_inside():
     cam[2:8, 2:8] = 1
     assert cam_mass_inside(cam, (2, 2, 8, 8), (0, 0, 10, 10)) == pytest.approx(1.0)
     assert cam_mass_inside(cam, (0, 0, 5, 10), (0, 0, 10, 10)) == pytest.approx(0.5)
+
+
+def test_overlay_frame_overlapping_faces_take_the_hotter_map():
+    """Two face squares that overlap: each pixel is blended with the larger of
+    the two maps there, pixels outside both are untouched, the input is not modified."""
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    before = frame.copy()
+    a = np.full((20, 20), 0.2, np.float32)
+    b = np.full((20, 20), 0.9, np.float32)
+    out = overlay_frame(frame, [(a, (10, 10, 70, 70)), (b, (40, 40, 100, 100))], opacity=1.0)
+    assert np.array_equal(frame, before)
+    only_a = overlay_frame(frame, [(a, (10, 10, 70, 70))], opacity=1.0)
+    only_b = overlay_frame(frame, [(b, (40, 40, 100, 100))], opacity=1.0)
+    assert np.array_equal(out[45:65, 45:65], only_b[45:65, 45:65])  # overlap: the hotter map wins
+    assert np.array_equal(out[12:38, 12:38], only_a[12:38, 12:38])  # a alone
+    assert np.array_equal(out[75:98, 75:98], only_b[75:98, 75:98])  # b alone
+    assert np.array_equal(out[:, 100:], frame[:, 100:]) and np.array_equal(out[:10], frame[:10])
+    assert not np.array_equal(out[12:38, 12:38], frame[12:38, 12:38])
