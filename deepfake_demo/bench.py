@@ -165,6 +165,27 @@ def detection_check(data: Path, frames: int, keyframe_every: int) -> list[dict[s
     return rows
 
 
+def batch_throughput(det, data: Path, frames: int, limit: int | None = None) -> dict[str, Any]:
+    """Every shared video (32 frames, every heatmap) once one by one
+    (:meth:`Detector.analyze`) and once as a batch that decodes the next file
+    while scoring this one (:meth:`Detector.analyze_many`): videos per second."""
+    vids = sorted((data / "videos").glob("*/*.mp4"))[:limit]
+    det.analyze(vids[0], frames=frames)  # warm-up
+    t = time.perf_counter()
+    one = [det.analyze(v, frames=frames, heatmaps=True) for v in vids]
+    seq_s = time.perf_counter() - t
+    t = time.perf_counter()
+    many = list(det.analyze_many(vids, frames=frames, heatmaps=True))
+    ahead_s = time.perf_counter() - t
+    same = all(a.verdict == b.verdict and abs((a.fake_probability or 0) - (b.fake_probability or 0)) < 1e-5
+               for a, b in zip(one, many))
+    return {"case": f"batch_{len(vids)}_videos", "device": det.device if det.device == "cpu" else _gpu_name(),
+            "threads": __import__("torch").get_num_threads(), "videos": len(vids), "frames": frames,
+            "sequential_s": round(seq_s, 2), "decode_ahead_s": round(ahead_s, 2),
+            "videos_per_s_sequential": round(len(vids) / seq_s, 3), "videos_per_s": round(len(vids) / ahead_s, 3),
+            "same_reports": same, "peak_mem_mb": round(_peak_mb(), 0)}
+
+
 def random_weights(out: Path) -> Path:
     """Random-init members at the specs' default input sizes (Xception 299 px,
     EfficientNet-B0 224 px), marked bench-only: what inference costs with
@@ -200,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
     p.add_argument("--detection-check", action="store_true",
                    help="only compare full detector passes with the keyframe mode on every shared video")
+    p.add_argument("--batch", action="store_true",
+                   help="only time every shared video as a batch: videos per second, one by one vs decode-ahead")
+    p.add_argument("--batch-limit", type=int, default=None, help="with --batch: only the first N videos")
     p.add_argument("--keyframe-every", type=int, default=None,
                    help="full detector pass every N sampled frames (1 = every frame; default: the library's)")
     p.add_argument("--data", default=os.environ.get("DEEPFAKE_DEMO_DATA", str(ROOT.parent / "shared" / "data")))
@@ -234,6 +258,14 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         det.detection = replace(det.detection, keyframe_every=args.keyframe_every)
+    if args.batch:
+        row = batch_throughput(det, data, args.frames, args.batch_limit)
+        print(json.dumps(row) if args.json else
+              f"{row['videos']} videos x {row['frames']} frames, {row['device']}, {row['threads']} threads: "
+              f"one by one {row['sequential_s']:.1f} s ({row['videos_per_s_sequential']:.3f} videos/s), "
+              f"decode-ahead {row['decode_ahead_s']:.1f} s ({row['videos_per_s']:.3f} videos/s); "
+              f"same reports: {row['same_reports']}", flush=True)
+        return 0
     for case in args.cases:
         row = run_case(det, case, data, args.frames, args.runs)
         row["keyframe_every"] = det.detection.keyframe_every

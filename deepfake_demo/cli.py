@@ -89,25 +89,32 @@ def _scan(args: argparse.Namespace) -> int:
             _emit(error_report(p, str(exc), kind=kind_of(p, sniff=False)), args.json)
         return 2
 
+    bars: dict[str, object] = {}
+
+    def progress_for(p: str):
+        if args.quiet:
+            return None
+        from tqdm import tqdm
+
+        bar = bars[p] = tqdm(total=100, desc=Path(p).name[:40], file=sys.stderr, leave=False,
+                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+
+        def progress(frac: float, desc: str) -> None:
+            bar.n = round(100 * frac)
+            bar.set_postfix_str(desc, refresh=True)
+        return progress
+
+    # the next file is decoded while this one is scored
+    reports = det.analyze_many([p for p in paths if not os.path.isdir(p)], frames=args.frames,
+                               progress_for=progress_for, heatmaps=bool(args.heatmaps), threshold=args.threshold,
+                               uncertain_band=args.uncertain_band, aggregation=args.aggregation)
     failed = 0
     for p in paths:
-        bar = None
-        if not args.quiet:
-            from tqdm import tqdm
-
-            bar = tqdm(total=100, desc=Path(p).name[:40], file=sys.stderr, leave=False,
-                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
-        def progress(frac: float, desc: str, bar=bar) -> None:
-            if bar is not None:
-                bar.n = round(100 * frac)
-                bar.set_postfix_str(desc, refresh=True)
-
         if os.path.isdir(p):
             report = error_report(p, "directory holds no image or video files")
         else:
-            report = det.analyze(p, frames=args.frames, heatmaps=bool(args.heatmaps), progress=progress,
-                                 threshold=args.threshold, uncertain_band=args.uncertain_band,
-                                 aggregation=args.aggregation)
+            report = next(reports)
+        bar = bars.pop(p, None)
         if bar is not None:
             bar.close()
         if args.heatmaps and report.ok and report.faces:

@@ -23,3 +23,15 @@ def test_bench_json_rows(tiny_weights, data_dir):
         assert r["end_to_end_s"] > 0 and r["floor_s"] > 0 and r["faces"] >= 1
         assert {"decode", "detect", "render"} <= set(r["stages_s"])
     assert rows[1]["frames"] == 2 and rows[0]["frames"] == 1
+
+
+def test_bench_batch_row(tiny_weights, data_dir):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "deepfake_demo.bench", "--json", "--batch", "--batch-limit", "3",
+                          "--frames", "2", "--weights", str(tiny_weights), "--data", str(data_dir)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (row,) = [json.loads(line) for line in out.stdout.splitlines()]
+    assert row["case"] == "batch_3_videos" and row["videos"] == 3 and row["frames"] == 2
+    assert row["same_reports"] is True  # decoding ahead changes nothing in the reports
+    assert row["videos_per_s"] > 0 and row["sequential_s"] > 0

@@ -107,6 +107,27 @@ def test_bad_input_is_an_error_report_not_an_exception(tmp_path, detector):
     assert detector.analyze(np.zeros((1, 1, 3), np.uint8)).verdict == Verdict.ERROR
 
 
+def test_analyze_many_decodes_ahead_and_matches_analyze(tmp_path, detector, videos, photos):
+    """A batch gives, in order, the reports one-by-one analysis gives; a bad file in
+    the middle is its own ERROR report and does not stop the batch."""
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video")
+    img = tmp_path / "face.png"
+    Image.fromarray(photos[3]).save(img)
+    sources = [videos[0], bad, img, videos[1]]
+    seen = []
+    batch = list(detector.analyze_many(sources, frames=4, heatmaps=False,
+                                       progress_for=lambda s: (lambda f, d, s=s: seen.append((str(s), f)))))
+    assert [r.path for r in batch] == [str(s) for s in sources]
+    assert batch[1].verdict == Verdict.ERROR and "not a readable video" in batch[1].error
+    for s, r in zip(sources, batch):
+        one = detector.analyze(s, frames=4, heatmaps=False)
+        assert (r.verdict, r.kind, r.frames_analyzed) == (one.verdict, one.kind, one.frames_analyzed)
+        assert r.fake_probability == pytest.approx(one.fake_probability, abs=1e-6)
+    assert {p for p, f in seen if f == 1.0} == {str(videos[0]), str(img), str(videos[1])}
+    assert list(detector.analyze_many([])) == []
+
+
 def test_array_and_path_agree_and_model_subset(tmp_path, detector, photos):
     p = tmp_path / "face.png"
     Image.fromarray(photos[2]).save(p)
