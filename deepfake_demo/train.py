@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         "max_steps": "stop after this many optimiser steps",
         "resume": "resume from run_dir/last.pt if present",
         "out_dir": "run directory (default runs/<arch>_<size>)",
+        "keep_epochs": "also keep every epoch's weights in run_dir/epochs/ (for --average)",
     }
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
@@ -51,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--balanced-threshold", action="store_true",
                     help="on export: the balanced-accuracy threshold on validation instead of 0.5 on the "
                          "calibrated probability (see THRESHOLD_RULE in training/trainer.py)")
+    ap.add_argument("--average", nargs="+", metavar="CKPT",
+                    help="no training: average these epoch checkpoints of the run (--keep-epochs), re-estimate "
+                         "batch-norm statistics, write run_dir/avg.pt (export it with --which avg)")
+    ap.add_argument("--which", default="best", help="checkpoint of the run to export: best (default), last, avg")
     ap.add_argument("--fit-ensemble", nargs="+", metavar="RUN_DIR",
                     help="no training: fit the ensemble temperature and threshold on the validation logits of "
                          "these runs (members already exported to --export DIR) and write DIR/ensemble.json")
@@ -68,7 +73,7 @@ def parse_config(argv: Sequence[str] | None = None):
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .models import DEFAULT_WEIGHTS_DIR
-    from .training.trainer import export_member, fit_ensemble, train
+    from .training.trainer import average_checkpoints, export_member, fit_ensemble, train
 
     cfg, args = parse_config(argv)
     cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
@@ -77,13 +82,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.fit_ensemble:
         print(f"wrote {fit_ensemble(args.fit_ensemble, out_dir, threshold=threshold, reproduce=cmd)}")
         return 0
-    if not args.export_only:
+    if args.average:
+        import torch
+
+        out = average_checkpoints(args.average, cfg.run_dir)
+        m = torch.load(out, map_location="cpu", weights_only=False)["metrics"]
+        print(f"wrote {out}: epochs {m['averaged_epochs']}, validation AUC {m['val_auc']:.4f}, "
+              f"log-loss {m['val_log_loss']:.4f}, ECE {m['val_ece']:.4f}")
+    elif not args.export_only:
         summary = train(cfg)
         print(json.dumps(summary, indent=1, default=str))
     if args.export or args.export_only:
         extra = json.loads(open(args.card_json).read()) if args.card_json else {}
         extra.setdefault("reproduce", cmd)
-        card = export_member(cfg.run_dir, out_dir, threshold=threshold, **extra)
+        card = export_member(cfg.run_dir, out_dir, which=args.which, threshold=threshold, **extra)
         print(f"wrote {card}")
     return 0
 

@@ -181,3 +181,40 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     (tmp_path / "weights" / "ensemble.json").write_text(json.dumps(stale))
     with pytest.raises(WeightsError, match="refit"):
         load_ensemble(tmp_path / "weights")
+
+
+def test_keep_epochs_average_and_export(tmp_path):
+    """--keep-epochs snapshots, their weight average with re-estimated batch-norm
+    statistics, exported and fitted into an ensemble like any best.pt."""
+    need_data("faces", "train", "real", "ffpp")
+    import torch
+
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.trainer import TrainConfig, average_checkpoints, export_member, fit_ensemble, train
+
+    cfg = TrainConfig(arch="resnet10t", input_size=64, epochs=2, samples_per_epoch=16, batch_size=8, workers=0,
+                      threads=2, groups_limit=5, val_frac=0.4, val_max_per_group=2, keep_epochs=True,
+                      cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "run"), device="cpu")
+    train(cfg, progress=False)
+    run = tmp_path / "run"
+    snaps = sorted((run / "epochs").glob("ep*.pt"))
+    assert [p.name for p in snaps] == ["ep01.pt", "ep02.pt"]
+    out = average_checkpoints(snaps, run, bn_samples=16)
+    a, b, avg = (torch.load(p, map_location="cpu", weights_only=False) for p in (*snaps, out))
+    w = "conv1.0.weight"
+    assert torch.allclose(avg["model"][w], (a["model"][w] + b["model"][w]) / 2, atol=1e-6)
+    assert not torch.equal(a["model"][w], b["model"][w])  # the two epochs differ, so the mean is new
+    bn = "bn1.running_var"
+    assert not torch.allclose(avg["model"][bn], torch.ones_like(avg["model"][bn]))  # re-estimated, not reset
+    assert avg["averaged_epochs"] == [1, 2] and len(avg["val_logits"]) == len(avg["val_labels"])
+
+    card = json.loads(export_member(run, tmp_path / "weights", which="avg", reproduce="pytest").read_text())
+    assert card["averaged_epochs"] == [1, 2] and card["validation"]["epoch"] == 2
+    fit_ensemble([out], tmp_path / "weights")
+    assert load_ensemble(tmp_path / "weights").names == ["resnet10t"]
+    # a card whose validation figures are not this checkpoint's is refused
+    card_path = tmp_path / "weights" / "resnet10t.json"
+    card["validation"]["auc"] += 0.01
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="not exported from this checkpoint"):
+        fit_ensemble([out], tmp_path / "weights")

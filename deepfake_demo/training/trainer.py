@@ -62,6 +62,7 @@ class TrainConfig:
     threads: int = 2
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
+    keep_epochs: bool = False  # also keep every epoch's weights in run_dir/epochs/ (for average_checkpoints)
     resume: bool = True
     groups_limit: int | None = None  # use only the first N images per group (tests)
     cache_dir: str | None = None
@@ -364,6 +365,9 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
                     "step": step, "best": best, "config": asdict(cfg), "elapsed_s": time.time() - t0},
                    run_dir / "last.pt.tmp")
         (run_dir / "last.pt.tmp").replace(last)
+        if cfg.keep_epochs:
+            (run_dir / "epochs").mkdir(exist_ok=True)
+            torch.save({"model": state, "epoch": epoch + 1}, run_dir / "epochs" / f"ep{epoch + 1:02d}.pt")
         if stop:
             break
     return {"run_dir": str(run_dir), "best": best, "steps": step, "counts": data.counts}
@@ -414,9 +418,70 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
            "balanced_accuracy_threshold": round(best_threshold(vy, pv), 4)}
     if threshold is not None:
         card_info.setdefault("threshold_rule", THRESHOLD_RULE)
+    if "averaged_epochs" in ck:
+        card_info.setdefault("averaged_epochs", ck["averaged_epochs"])
     return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
                        validation=val, loss=cfg.loss, epochs_trained=int(ck["epoch"]) + 1,
                        train_config=ck["config"], **card_info)
+
+
+def average_checkpoints(checkpoints: Sequence[str | Path], run_dir: str | Path, bn_samples: int = 2048,
+                        out_name: str = "avg") -> Path:
+    """Average the weights of several epochs of one run (stochastic weight
+    averaging over checkpoints: the late epochs of a noisy run sit around a
+    minimum and their mean generalises better than any one of them).
+
+    Float tensors are averaged; batch-norm statistics are then re-estimated
+    with ``bn_samples`` training samples (augmented and self-blended like an
+    epoch), since the mean of the weights has its own activation statistics.
+    Writes ``run_dir/<out_name>.pt`` in ``best.pt``'s format (validation logits
+    included) for :func:`export_member` (``which=out_name``) and
+    :func:`fit_ensemble`; returns its path."""
+    import timm
+    import torch
+    from torch.utils.data import DataLoader
+
+    run_dir = Path(run_dir)
+    if not checkpoints:
+        raise ValueError("no checkpoints to average")
+    ref = torch.load(run_dir / "last.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**ref["config"])
+    states, epochs = [], []
+    for c in checkpoints:
+        ck = torch.load(c, map_location="cpu", weights_only=False)
+        states.append(ck["model"])
+        epochs.append(int(ck["epoch"]))
+    mean = {}
+    for k, v in states[0].items():
+        if v.is_floating_point():
+            mean[k] = sum(s[k].double() for s in states).div(len(states)).to(v.dtype)
+        else:
+            mean[k] = states[-1][k].clone()
+    model = timm.create_model(cfg.arch, pretrained=False, num_classes=1, drop_rate=0.2)
+    model.load_state_dict(mean)
+    spec = member_spec(cfg)
+    data = load_train_data(cfg)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    ds = _EpochSet(data, replace(cfg, samples_per_epoch=bn_samples), epoch=10_000 + max(epochs))
+    model.train()
+    with torch.no_grad():
+        for x, _ in DataLoader(ds, batch_size=cfg.batch_size, num_workers=cfg.workers):
+            model(_normalize(x, spec, "cpu"))
+    vl = predict_logits(model, data.val_images, spec)
+    yv = data.val_labels
+    temp = fit_temperature(yv, vl)
+    metrics = {"val_auc": roc_auc(yv, vl), "val_log_loss": log_loss(yv, sigmoid(vl / temp)),
+               "val_ece": expected_calibration_error(yv, sigmoid(vl / temp)), "val_temperature": temp,
+               "averaged_epochs": sorted(epochs), "bn_samples": bn_samples}
+    out = run_dir / f"{out_name}.pt"
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"model": state, "epoch": max(epochs) - 1, "val_logits": vl, "val_labels": yv,
+                "val_groups": data.val_groups, "config": ref["config"], "metrics": metrics,
+                "averaged_epochs": sorted(epochs)}, out)
+    return out
 
 
 def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
@@ -424,7 +489,8 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     """Fit the ensemble's temperature on the shared validation split, set its
     threshold (see ``THRESHOLD_RULE``) and write ``weights_dir/ensemble.json``.
 
-    Each run's ``best.pt`` holds its validation logits; every member uses the
+    Each run's ``best.pt`` (or the checkpoint file given instead of a run
+    directory, e.g. :func:`average_checkpoints`' output) holds its validation logits; every member uses the
     same split (``SPLIT_SEED``), so they line up crop by crop. The members'
     logits are divided by the temperatures in their cards (as inference does),
     averaged, and a temperature for that mean is fitted like a member's."""
@@ -435,13 +501,16 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     weights_dir = Path(weights_dir)
     cards = {c.name: c for c in read_cards(weights_dir)}
     calibrated, labels, names = [], None, []
-    for rd in run_dirs:
-        ck = torch.load(Path(rd) / "best.pt", map_location="cpu", weights_only=False)
+    for rd in run_dirs:  # a run directory (its best.pt) or a checkpoint file in best.pt's format
+        ck = torch.load(Path(rd) if Path(rd).is_file() else Path(rd) / "best.pt", map_location="cpu",
+                        weights_only=False)
         name = TrainConfig(**ck["config"]).arch
         if name not in cards:
             raise ValueError(f"{rd}: no card {name}.json in {weights_dir}; export the member first")
-        if (cards[name].info.get("validation") or {}).get("epoch") != int(ck["epoch"]) + 1:
-            raise ValueError(f"{rd}: the card {name}.json was not exported from this run's best.pt")
+        card_val = cards[name].info.get("validation") or {}
+        if (card_val.get("epoch") != int(ck["epoch"]) + 1
+                or abs(card_val.get("auc", -1.0) - roc_auc(np.asarray(ck["val_labels"]), ck["val_logits"])) > 1e-9):
+            raise ValueError(f"{rd}: the card {name}.json was not exported from this checkpoint")
         y = np.asarray(ck["val_labels"])
         if labels is not None and not np.array_equal(labels, y):
             raise ValueError(f"{rd}: validation split differs from the other runs'")
