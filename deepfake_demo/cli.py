@@ -104,7 +104,7 @@ def _scan(args: argparse.Namespace) -> int:
             bar.set_postfix_str(desc, refresh=True)
         return progress
 
-    # the next file is decoded while this one is scored
+    # on CUDA the next file is decoded while this one is scored
     reports = det.analyze_many([p for p in paths if not os.path.isdir(p)], frames=args.frames,
                                progress_for=progress_for, heatmaps=bool(args.heatmaps), threshold=args.threshold,
                                uncertain_band=args.uncertain_band, aggregation=args.aggregation)

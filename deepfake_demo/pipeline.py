@@ -107,18 +107,28 @@ class Detector:
         sources: Iterable[str | os.PathLike | np.ndarray],
         frames: int | None = None,
         progress_for: Callable[[Any], Progress | None] | None = None,
+        decode_ahead: bool | None = None,
         **kwargs: Any,
     ) -> Iterator[Report]:
         """Analyse ``sources`` in order, yielding one Report each, as :meth:`analyze` would.
 
-        While one input is detected and scored, the next is decoded in a
-        background thread (OpenCV's decoder and PIL release the GIL), so a batch
-        costs about max(decode, compute) per file rather than their sum. At most
-        two inputs' frames are held at once. ``progress_for(source)``, if given,
-        returns that input's progress callback; ``kwargs`` are :meth:`analyze`'s.
+        With ``decode_ahead`` the next input is decoded in a background thread
+        while this one is detected and scored (OpenCV's decoder and PIL release
+        the GIL); at most two inputs' frames are then held at once. The default
+        (None) does so only on CUDA, where the models leave the CPU free: on a
+        2-core CPU the two stages fight over the same cores and a batch of the
+        13 shared videos took 15 % longer (``python -m deepfake_demo.bench
+        --batch``). ``progress_for(source)``, if given, returns that input's
+        progress callback; ``kwargs`` are :meth:`analyze`'s.
         """
         items = list(sources)
         n = self.decision.default_frames if frames is None else int(frames)
+        ahead_on = self.device.startswith("cuda") if decode_ahead is None else bool(decode_ahead)
+        if not ahead_on:
+            for src in items:
+                progress = progress_for(src) if progress_for else None
+                yield self._analyze(src, None, n, progress=progress, **kwargs)
+            return
         if not items:
             return
         with ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") as pool:

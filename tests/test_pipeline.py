@@ -116,7 +116,7 @@ def test_analyze_many_decodes_ahead_and_matches_analyze(tmp_path, detector, vide
     Image.fromarray(photos[3]).save(img)
     sources = [videos[0], bad, img, videos[1]]
     seen = []
-    batch = list(detector.analyze_many(sources, frames=4, heatmaps=False,
+    batch = list(detector.analyze_many(sources, frames=4, heatmaps=False, decode_ahead=True,
                                        progress_for=lambda s: (lambda f, d, s=s: seen.append((str(s), f)))))
     assert [r.path for r in batch] == [str(s) for s in sources]
     assert batch[1].verdict == Verdict.ERROR and "not a readable video" in batch[1].error
@@ -125,7 +125,9 @@ def test_analyze_many_decodes_ahead_and_matches_analyze(tmp_path, detector, vide
         assert (r.verdict, r.kind, r.frames_analyzed) == (one.verdict, one.kind, one.frames_analyzed)
         assert r.fake_probability == pytest.approx(one.fake_probability, abs=1e-6)
     assert {p for p, f in seen if f == 1.0} == {str(videos[0]), str(img), str(videos[1])}
-    assert list(detector.analyze_many([])) == []
+    assert list(detector.analyze_many([])) == [] and list(detector.analyze_many([], decode_ahead=True)) == []
+    plain = list(detector.analyze_many(sources[:2], frames=4, heatmaps=False))  # CPU default: no thread
+    assert [r.verdict for r in plain] == [r.verdict for r in batch[:2]]
 
 
 def test_array_and_path_agree_and_model_subset(tmp_path, detector, photos):
