@@ -112,13 +112,18 @@ def effective_band(threshold: float, band: float) -> float:
     return max(0.0, min(band, threshold / 2.0, (1.0 - threshold) / 2.0))
 
 
-def worst_track(tracks: Sequence[tuple[str, float]]) -> int:
+def worst_track(tracks: Sequence[tuple[str, float]], sizes: Sequence[float] | None = None,
+                min_size: float = 0.0) -> int:
     """Index of the track that decides a file, from (verdict, probability) pairs:
     the most severe verdict (FAKE > UNCERTAIN > REAL), then the highest
     probability. A clearly fake face is not hidden by a more suspicious but
-    disputed one."""
+    disputed one. With ``sizes`` (face size per track), only tracks of at least
+    ``min_size`` compete, unless none is that large."""
     rank = {Verdict.FAKE: 2, Verdict.UNCERTAIN: 1, Verdict.REAL: 0}
-    return max(range(len(tracks)), key=lambda i: (rank.get(tracks[i][0], -1), tracks[i][1]))
+    pool = list(range(len(tracks)))
+    if sizes is not None:
+        pool = [i for i in pool if sizes[i] >= min_size] or pool
+    return max(pool, key=lambda i: (rank.get(tracks[i][0], -1), tracks[i][1]))
 
 
 def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,

@@ -131,6 +131,11 @@ class DecisionSettings:
     aggregation: str = "confident"
     disagreement: float = 0.6  # per-model probabilities this far apart -> UNCERTAIN
     default_frames: int = 32
+    # A face whose median shorter box side is below this (full-resolution pixels) is scored and
+    # shown but does not decide the file while a larger face was found: the members see faces of
+    # ~70-80 px inside their 112-128 px crops, so a 40-60 px face (a photo on the wall, a passer-by
+    # far away) is upscaled and judged on detail the models never had.
+    decisive_face_px: int = 64
 
 
 DECISION = DecisionSettings()

@@ -230,11 +230,23 @@ class _Run:
                           timings_s=dict(self.timings), **common)
 
         faces = self._score(media, tracks)
-        decider = faces[agg.worst_track([(f.verdict, f.fake_probability) for f in faces])]
+        sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
+                 for f in faces]
+        min_px = self.det.decision.decisive_face_px
+        decider = faces[agg.worst_track([(f.verdict, f.fake_probability) for f in faces], sizes, min_px)]
+        verdict = decider.verdict
         reason = decider.reason if len(faces) == 1 else f"face {decider.id} of {len(faces)} decides: {decider.reason}"
+        small = [(f, sz) for f, sz in zip(faces, sizes) if f is not decider and sz < min_px <= sizes[decider.id - 1]]
+        if small:
+            names = ", ".join(f"face {f.id} ({sz:.0f} px, {f.verdict} {f.fake_probability:.2f})" for f, sz in small)
+            reason += f"; {names} {'is' if len(small) == 1 else 'are'} under {min_px} px, too small to decide the file"
+            # weak evidence can raise doubt but not convict: a suspicious small face keeps a REAL call open
+            if verdict == agg.Verdict.REAL and any(f.verdict != agg.Verdict.REAL for f, _ in small):
+                verdict = agg.Verdict.UNCERTAIN
+                reason += ", and not clearly real: the file stays UNCERTAIN"
         self.timings["total"] = time.perf_counter() - self.t0
         self.progress(1.0, "done")
-        return Report(verdict=decider.verdict, reason=reason, fake_probability=decider.fake_probability,
+        return Report(verdict=verdict, reason=reason, fake_probability=decider.fake_probability,
                       models=dict(decider.models), faces=tuple(faces), seconds=self.timings["total"],
                       timings_s=dict(self.timings), **common)
 

@@ -49,6 +49,13 @@ def test_file_takes_most_suspicious_face():
     assert worst_track([("REAL", 0.2), ("UNCERTAIN", 0.45)]) == 1
 
 
+def test_small_faces_decide_only_when_no_large_face():
+    tracks = [("REAL", 0.2), ("FAKE", 0.93)]
+    assert worst_track(tracks, sizes=[120, 45], min_size=64) == 0  # the 45 px face is passed over
+    assert worst_track(tracks, sizes=[50, 45], min_size=64) == 1  # all small: the usual rule
+    assert worst_track(tracks, sizes=[120, 80], min_size=64) == 1
+
+
 def test_band_narrows_near_the_ends():
     assert effective_band(0.5, 0.15) == pytest.approx(0.15)
     assert effective_band(0.9, 0.15) == pytest.approx(0.05)

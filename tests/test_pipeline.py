@@ -67,6 +67,37 @@ def test_two_people_two_tracks(tmp_path, detector, photos):
     assert r.fake_probability == pytest.approx(max(t.fake_probability for t in r.faces))
 
 
+def test_small_face_is_scored_but_does_not_decide(tmp_path, detector, photos):
+    """A face under DecisionSettings.decisive_face_px (a photo on the wall, a passer-by)
+    is reported with its own verdict but the larger face decides the file."""
+    import cv2
+
+    small = cv2.resize(photos[1], (100, 100), interpolation=cv2.INTER_AREA)
+    frames = []
+    for k in range(6):
+        canvas = np.full((300, 620, 3), 40, np.uint8)
+        canvas[20 + k:276 + k, 20 + 2 * k:276 + 2 * k] = photos[0]
+        canvas[100:200, 450:550] = small
+        frames.append(canvas)
+    r = detector.analyze(write_video(tmp_path / "small.avi", frames), frames=6)
+    assert len(r.faces) == 2
+    side = {t.id: np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in t.observations])
+            for t in r.faces}
+    big_id = max(side, key=side.get)
+    small_id = min(side, key=side.get)
+    limit = detector.decision.decisive_face_px
+    assert side[small_id] < limit <= side[big_id]
+    big = next(t for t in r.faces if t.id == big_id)
+    little = next(t for t in r.faces if t.id == small_id)
+    assert r.fake_probability == big.fake_probability
+    if big.verdict == Verdict.REAL and little.verdict != Verdict.REAL:  # weak evidence keeps a REAL call open
+        assert r.verdict == Verdict.UNCERTAIN and "not clearly real" in r.reason
+    else:
+        assert r.verdict == big.verdict
+    assert f"face {big_id} of 2 decides" in r.reason
+    assert f"face {small_id} (" in r.reason and "too small to decide" in r.reason
+
+
 def test_no_face_video_and_image(tmp_path, detector):
     rng = np.random.default_rng(1)
     clip = write_video(tmp_path / "noise.mp4", [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(5)])
