@@ -142,8 +142,10 @@ def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
         if max(vals) - min(vals) > disagreement:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in member_probs.items())
             return Verdict.UNCERTAIN, f"the models disagree ({parts}); treat this as unresolved"
+    # two decimals, or three where two would print the probability equal to the edge it was compared with
+    p = f"{prob:.2f}" if all(f"{prob:.2f}" != f"{e:.2f}" for e in (lo, hi)) else f"{prob:.3f}"
     if prob >= hi:
-        return Verdict.FAKE, f"fake probability {prob:.2f} is above {hi:.2f} (threshold {threshold:.2f})"
+        return Verdict.FAKE, f"fake probability {p} is above {hi:.2f} (threshold {threshold:.2f})"
     if prob <= lo:
-        return Verdict.REAL, f"fake probability {prob:.2f} is below {lo:.2f} (threshold {threshold:.2f})"
-    return Verdict.UNCERTAIN, f"fake probability {prob:.2f} is within the uncertain band {lo:.2f}-{hi:.2f}"
+        return Verdict.REAL, f"fake probability {p} is below {lo:.2f} (threshold {threshold:.2f})"
+    return Verdict.UNCERTAIN, f"fake probability {p} is within the uncertain band {lo:.2f}-{hi:.2f}"

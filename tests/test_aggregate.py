@@ -84,3 +84,11 @@ def test_ensemble_temperature_scales_the_mean_logit():
     z = np.log(p / (1 - p))
     q = ensemble_probability([np.array([0.9]), np.array([0.7])], temperature=2.0)
     assert np.log(q / (1 - q)) == pytest.approx(z / 2.0)
+
+
+def test_reason_never_prints_the_probability_equal_to_the_edge_it_crossed():
+    v, reason = decide(0.346, threshold=0.5, band=0.15)
+    assert v == Verdict.REAL and "0.346 is below 0.35" in reason
+    v, reason = decide(0.354, threshold=0.5, band=0.15)
+    assert v == Verdict.UNCERTAIN and "0.354 is within the uncertain band 0.35-0.65" in reason
+    assert "0.30 is below 0.35" in decide(0.3, threshold=0.5, band=0.15)[1]
