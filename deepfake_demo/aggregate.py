@@ -142,10 +142,11 @@ def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
         if max(vals) - min(vals) > disagreement:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in member_probs.items())
             return Verdict.UNCERTAIN, f"the models disagree ({parts}); treat this as unresolved"
-    # two decimals, or three where two would print the probability equal to the edge it was compared with
-    p = f"{prob:.2f}" if all(f"{prob:.2f}" != f"{e:.2f}" for e in (lo, hi)) else f"{prob:.3f}"
+    # two decimals, or more where fewer would print the probability equal to an edge
+    nd = next((d for d in (2, 3, 4) if all(f"{prob:.{d}f}" != f"{e:.{d}f}" for e in (lo, hi))), 4)
+    p, lo_s, hi_s, t_s = (f"{v:.{nd}f}" for v in (prob, lo, hi, threshold))
     if prob >= hi:
-        return Verdict.FAKE, f"fake probability {p} is above {hi:.2f} (threshold {threshold:.2f})"
+        return Verdict.FAKE, f"fake probability {p} is above {hi_s} (threshold {t_s})"
     if prob <= lo:
-        return Verdict.REAL, f"fake probability {p} is below {lo:.2f} (threshold {threshold:.2f})"
-    return Verdict.UNCERTAIN, f"fake probability {p} is within the uncertain band {lo:.2f}-{hi:.2f}"
+        return Verdict.REAL, f"fake probability {p} is below {lo_s} (threshold {t_s})"
+    return Verdict.UNCERTAIN, f"fake probability {p} is within the uncertain band {lo_s}-{hi_s}"

@@ -171,6 +171,8 @@ def batch_throughput(det, data: Path, frames: int, limit: int | None = None) -> 
     while scoring this one (:meth:`Detector.analyze_many` with ``decode_ahead``):
     videos per second for each."""
     vids = sorted((data / "videos").glob("*/*.mp4"))[:limit]
+    if not vids:
+        raise SystemExit(f"error: no videos under {data / 'videos'}")
     det.analyze(vids[0], frames=frames)  # warm-up
     t = time.perf_counter()
     one = [det.analyze(v, frames=frames, heatmaps=True) for v in vids]

@@ -129,6 +129,7 @@ def _scan(args: argparse.Namespace) -> int:
                     print(f"{p}: wrote {len(written)} heatmap image(s) to {args.heatmaps}", file=sys.stderr)
         failed += not report.ok
         _emit(report, args.json)
+        del report  # its frames: do not hold them while the next file is decoded and scored
     return 2 if failed else 0
 
 

@@ -114,7 +114,8 @@ class Detector:
 
         With ``decode_ahead`` the next input is decoded in a background thread
         while this one is detected and scored (OpenCV's decoder and PIL release
-        the GIL); at most two inputs' frames are then held at once. The default
+        the GIL), so one more input's frames are held than the caller keeps
+        (each yielded Report holds its own frames until dropped). The default
         (None) does so only on CUDA, where the models leave the CPU free: on a
         2-core CPU the two stages fight over the same cores and a batch of the
         13 shared videos took 15 % longer (``python -m deepfake_demo.bench
@@ -131,7 +132,8 @@ class Detector:
             return
         if not items:
             return
-        with ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") as pool:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="decode-ahead")
+        try:
             ahead = pool.submit(load_media, items[0], n, self.limits)
             for k, src in enumerate(items):
                 current = ahead
@@ -139,6 +141,8 @@ class Detector:
                     ahead = pool.submit(load_media, items[k + 1], n, self.limits)
                 progress = progress_for(src) if progress_for else None
                 yield self._analyze(src, current, n, progress=progress, **kwargs)
+        finally:  # stopped early (Ctrl-C, closed): do not wait for a decode nobody will read
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _analyze(self, source, decoded: "Future | None", frames: int | None = None, heatmaps: bool = True,
                  progress: Progress | None = None, threshold: float | None = None,
@@ -233,10 +237,11 @@ class _Run:
         sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
                  for f in faces]
         min_px = self.det.decision.decisive_face_px
-        decider = faces[agg.worst_track([(f.verdict, f.fake_probability) for f in faces], sizes, min_px)]
+        di = agg.worst_track([(f.verdict, f.fake_probability) for f in faces], sizes, min_px)
+        decider = faces[di]
         verdict = decider.verdict
         reason = decider.reason if len(faces) == 1 else f"face {decider.id} of {len(faces)} decides: {decider.reason}"
-        small = [(f, sz) for f, sz in zip(faces, sizes) if f is not decider and sz < min_px <= sizes[decider.id - 1]]
+        small = [(f, sz) for f, sz in zip(faces, sizes) if f is not decider and sz < min_px <= sizes[di]]
         if small:
             names = ", ".join(f"face {f.id} ({sz:.0f} px, {f.verdict} {f.fake_probability:.2f})" for f, sz in small)
             reason += f"; {names} {'is' if len(small) == 1 else 'are'} under {min_px} px, too small to decide the file"

@@ -88,7 +88,10 @@ def test_ensemble_temperature_scales_the_mean_logit():
 
 def test_reason_never_prints_the_probability_equal_to_the_edge_it_crossed():
     v, reason = decide(0.346, threshold=0.5, band=0.15)
-    assert v == Verdict.REAL and "0.346 is below 0.35" in reason
+    assert v == Verdict.REAL and "0.346 is below 0.350" in reason
     v, reason = decide(0.354, threshold=0.5, band=0.15)
-    assert v == Verdict.UNCERTAIN and "0.354 is within the uncertain band 0.35-0.65" in reason
+    assert v == Verdict.UNCERTAIN and "0.354 is within the uncertain band 0.350-0.650" in reason
     assert "0.30 is below 0.35" in decide(0.3, threshold=0.5, band=0.15)[1]
+    assert "0.3496 is below 0.3500" in decide(0.3496, threshold=0.5, band=0.15)[1]
+    assert "0.6496 is within the uncertain band 0.3500-0.6500" in decide(0.6496, threshold=0.5, band=0.15)[1]
+    assert "0.3751 is within the uncertain band 0.3750-0.6250" in decide(0.3751, threshold=0.5, band=0.125)[1]

@@ -206,6 +206,7 @@ def test_keep_epochs_average_and_export(tmp_path):
     assert not torch.equal(a["model"][w], b["model"][w])  # the two epochs differ, so the mean is new
     bn = "bn1.running_var"
     assert not torch.allclose(avg["model"][bn], torch.ones_like(avg["model"][bn]))  # re-estimated, not reset
+    assert not torch.allclose(avg["model"][bn], (a["model"][bn] + b["model"][bn]) / 2)  # nor just averaged
     assert avg["averaged_epochs"] == [1, 2] and len(avg["val_logits"]) == len(avg["val_labels"])
 
     card = json.loads(export_member(run, tmp_path / "weights", which="avg", reproduce="pytest").read_text())
