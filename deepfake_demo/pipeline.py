@@ -125,24 +125,20 @@ class Detector:
         items = list(sources)
         n = self.decision.default_frames if frames is None else int(frames)
         ahead_on = self.device.startswith("cuda") if decode_ahead is None else bool(decode_ahead)
-        if not ahead_on:
-            for src in items:
-                progress = progress_for(src) if progress_for else None
-                yield self._analyze(src, None, n, progress=progress, **kwargs)
-            return
-        if not items:
-            return
-        pool = ThreadPoolExecutor(1, thread_name_prefix="decode-ahead")
+        pool = ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") if ahead_on and items else None
+
+        def decode(k: int) -> "Future | None":  # None: _analyze decodes it itself
+            return pool.submit(load_media, items[k], n, self.limits) if pool and k < len(items) else None
+
         try:
-            ahead = pool.submit(load_media, items[0], n, self.limits)
+            ahead = decode(0)
             for k, src in enumerate(items):
-                current = ahead
-                if k + 1 < len(items):
-                    ahead = pool.submit(load_media, items[k + 1], n, self.limits)
+                current, ahead = ahead, decode(k + 1)
                 progress = progress_for(src) if progress_for else None
                 yield self._analyze(src, current, n, progress=progress, **kwargs)
         finally:  # stopped early (Ctrl-C, closed): do not wait for a decode nobody will read
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pool:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def _analyze(self, source, decoded: "Future | None", frames: int | None = None, heatmaps: bool = True,
                  progress: Progress | None = None, threshold: float | None = None,
