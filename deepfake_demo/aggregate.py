@@ -21,6 +21,7 @@ __all__ = [
     "track_probability",
     "effective_band",
     "worst_track",
+    "decide_file",
     "decide",
 ]
 
@@ -124,6 +125,28 @@ def worst_track(tracks: Sequence[tuple[str, float]], sizes: Sequence[float] | No
     if sizes is not None:
         pool = [i for i in pool if sizes[i] >= min_size] or pool
     return max(pool, key=lambda i: (rank.get(tracks[i][0], -1), tracks[i][1]))
+
+
+def decide_file(tracks: Sequence[tuple[str, float]], sizes: Sequence[float], min_size: float,
+                ids: Sequence[int] | None = None) -> tuple[int, str, str]:
+    """The file's verdict from its face tracks' (verdict, probability) pairs and
+    face sizes: (index of the deciding track, file verdict, note for the reason).
+
+    :func:`worst_track` among the faces of at least ``min_size``; smaller ones
+    are named in the note. Weak evidence can raise doubt but not convict: if the
+    deciding face is REAL and a small one is not, the file is UNCERTAIN."""
+    di = worst_track(tracks, sizes, min_size)
+    verdict = tracks[di][0]
+    ids = list(ids) if ids is not None else list(range(1, len(tracks) + 1))
+    small = [i for i in range(len(tracks)) if i != di and sizes[i] < min_size <= sizes[di]]
+    if not small:
+        return di, verdict, ""
+    names = ", ".join(f"face {ids[i]} ({sizes[i]:.0f} px, {tracks[i][0]} {tracks[i][1]:.2f})" for i in small)
+    note = f"; {names} {'is' if len(small) == 1 else 'are'} under {min_size:.0f} px, too small to decide the file"
+    if verdict == Verdict.REAL and any(tracks[i][0] != Verdict.REAL for i in small):
+        verdict = Verdict.UNCERTAIN
+        note += ", and not clearly real: the file stays UNCERTAIN"
+    return di, verdict, note
 
 
 def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,

@@ -232,19 +232,11 @@ class _Run:
         faces = self._score(media, tracks)
         sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
                  for f in faces]
-        min_px = self.det.decision.decisive_face_px
-        di = agg.worst_track([(f.verdict, f.fake_probability) for f in faces], sizes, min_px)
+        di, verdict, note = agg.decide_file([(f.verdict, f.fake_probability) for f in faces], sizes,
+                                            self.det.decision.decisive_face_px, [f.id for f in faces])
         decider = faces[di]
-        verdict = decider.verdict
         reason = decider.reason if len(faces) == 1 else f"face {decider.id} of {len(faces)} decides: {decider.reason}"
-        small = [(f, sz) for f, sz in zip(faces, sizes) if f is not decider and sz < min_px <= sizes[di]]
-        if small:
-            names = ", ".join(f"face {f.id} ({sz:.0f} px, {f.verdict} {f.fake_probability:.2f})" for f, sz in small)
-            reason += f"; {names} {'is' if len(small) == 1 else 'are'} under {min_px} px, too small to decide the file"
-            # weak evidence can raise doubt but not convict: a suspicious small face keeps a REAL call open
-            if verdict == agg.Verdict.REAL and any(f.verdict != agg.Verdict.REAL for f, _ in small):
-                verdict = agg.Verdict.UNCERTAIN
-                reason += ", and not clearly real: the file stays UNCERTAIN"
+        reason += note
         self.timings["total"] = time.perf_counter() - self.t0
         self.progress(1.0, "done")
         return Report(verdict=verdict, reason=reason, fake_probability=decider.fake_probability,

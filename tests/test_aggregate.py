@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepfake_demo.aggregate import (Verdict, confident_mean, decide, effective_band, ensemble_probability,
-                                     track_probability, worst_track)
+from deepfake_demo.aggregate import (Verdict, confident_mean, decide, decide_file, effective_band,
+                                     ensemble_probability, track_probability, worst_track)
 
 
 def test_ensemble_probability_is_logit_mean():
@@ -54,6 +54,19 @@ def test_small_faces_decide_only_when_no_large_face():
     assert worst_track(tracks, sizes=[120, 45], min_size=64) == 0  # the 45 px face is passed over
     assert worst_track(tracks, sizes=[50, 45], min_size=64) == 1  # all small: the usual rule
     assert worst_track(tracks, sizes=[120, 80], min_size=64) == 1
+
+
+def test_file_verdict_small_face_raises_doubt_but_does_not_convict():
+    # a large REAL face and a small FAKE one: the large face decides, the file stays UNCERTAIN
+    di, verdict, note = decide_file([("REAL", 0.2), ("FAKE", 0.93)], [120, 45], 64, ids=[1, 2])
+    assert (di, verdict) == (0, Verdict.UNCERTAIN)
+    assert "face 2 (45 px, FAKE 0.93) is under 64 px" in note and "not clearly real" in note
+    # the large face is FAKE: it decides, the small one is only named
+    di, verdict, note = decide_file([("FAKE", 0.7), ("REAL", 0.1)], [120, 45], 64)
+    assert (di, verdict) == (0, Verdict.FAKE) and "face 2 (45 px" in note and "UNCERTAIN" not in note
+    # small REAL faces do not reopen a REAL call; no small face, no note
+    assert decide_file([("REAL", 0.2), ("REAL", 0.1)], [120, 45], 64)[1] == Verdict.REAL
+    assert decide_file([("REAL", 0.2), ("FAKE", 0.9)], [120, 80], 64) == (1, Verdict.FAKE, "")
 
 
 def test_band_narrows_near_the_ends():
