@@ -429,12 +429,13 @@ def average_checkpoints(checkpoints: Sequence[str | Path], run_dir: str | Path, 
                         out_name: str = "avg") -> Path:
     """Average the weights of several epochs of one run (stochastic weight
     averaging over checkpoints: the late epochs of a noisy run sit around a
-    minimum and their mean generalises better than any one of them).
+    minimum, and their mean can generalise better than any one of them; compare
+    its validation figures with ``best.pt``'s before exporting it).
 
     Float tensors are averaged; batch-norm statistics are then re-estimated
     with ``bn_samples`` training samples (augmented and self-blended like an
     epoch), since the mean of the weights has its own activation statistics.
-    Writes ``run_dir/<out_name>.pt`` in ``best.pt``'s format (validation logits
+    Runs on the CPU. Writes ``run_dir/<out_name>.pt`` in ``best.pt``'s format (validation logits
     included) for :func:`export_member` (``which=out_name``) and
     :func:`fit_ensemble`; returns its path."""
     import timm
