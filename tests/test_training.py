@@ -219,3 +219,35 @@ def test_keep_epochs_average_and_export(tmp_path):
     card_path.write_text(json.dumps(card))
     with pytest.raises(ValueError, match="not exported from this checkpoint"):
         fit_ensemble([out], tmp_path / "weights")
+
+
+def test_pack_round_trip_keeps_crops_and_metadata(tmp_path):
+    """Packing for a GPU machine keeps landmarks, flags and paths exactly and the
+    pixels within JPEG q95 error; unpacked files load as the cache did."""
+    need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.training import pack
+    from deepfake_demo.training.data import _cache_path, load_group
+
+    cache = tmp_path / "cache"
+    orig = load_group("train_real_ffpp", cache_dir=cache, limit=4)
+    src = _cache_path("train_real_ffpp", 160, 0.3, cache, 4)
+    info = pack.pack_group(src, tmp_path / "pack" / src.name, quality=95)
+    assert info["n"] == 4 and info["packed_mb"] < info["raw_mb"] / 3
+    out_cache = tmp_path / "unpacked"
+    assert pack.unpack_group(tmp_path / "pack" / src.name, out_cache / src.name) == 4
+    back = load_group("train_real_ffpp", cache_dir=out_cache, limit=4, build=False)
+    assert back.paths == orig.paths
+    np.testing.assert_array_equal(back.landmarks, orig.landmarks)
+    np.testing.assert_array_equal(back.detected, orig.detected)
+    err = np.abs(back.images.astype(np.int16) - orig.images.astype(np.int16))
+    assert back.images.shape == orig.images.shape and err.mean() < 2.0 and err.max() < 64
+
+
+def test_pack_cli_refuses_missing_cache(tmp_path, capsys):
+    from deepfake_demo.training import pack
+
+    with pytest.raises(SystemExit) as exc:
+        pack.main(["--out", str(tmp_path / "p"), "--cache-dir", str(tmp_path / "none"), "train_real_ffpp"])
+    assert exc.value.code == 2 and "missing" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        pack.main(["--unpack", str(tmp_path / "empty")])

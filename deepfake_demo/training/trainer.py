@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 
 from ..config import MODEL_SPECS, ModelSpec
@@ -208,6 +209,15 @@ def _loss_fn(cfg: TrainConfig):
     raise ValueError(f"unknown loss {cfg.loss!r}; use bce or focal")
 
 
+def _one_thread_worker(_worker_id: int) -> None:
+    """Each data-loading worker is one process: OpenCV's and torch's own thread
+    pools inside it would only oversubscribe the cores the other workers use."""
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
 def _resolve_device(device: str) -> str:
     import torch
 
@@ -241,6 +251,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     torch.manual_seed(cfg.seed)
     device = _resolve_device(cfg.device)
     cuda = device.startswith("cuda")
+    torch.backends.cudnn.benchmark = cuda  # fixed input size: let cuDNN pick its fastest kernels
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = member_spec(cfg)
@@ -293,7 +304,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
         ds = _EpochSet(data, cfg, epoch)
         dl = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
                         drop_last=len(ds) >= cfg.batch_size, pin_memory=cuda,
-                        persistent_workers=False)
+                        persistent_workers=False, worker_init_fn=_one_thread_worker)
         model.train()
         it = dl
         if progress:
