@@ -105,7 +105,10 @@ def run_case(det, name: str, data: Path, frames: int, runs: int) -> dict[str, An
 
             media, decode_floor = array_media(src), 0.0
         boxes = [(o.frame_index, o.box) for tr_ in report.faces for o in tr_.observations]
-        fl = _floor(det, media, boxes)
+        from .pipeline import _cudnn_off_on_gpu
+
+        with _cudnn_off_on_gpu(det.device):  # as the analyses themselves run
+            fl = _floor(det, media, boxes)
         fl["decode"] = decode_floor
         floors.append(fl)
     keys = sorted({k for s in stages for k in s if k != "total"})
@@ -166,14 +169,22 @@ def detection_check(data: Path, frames: int, keyframe_every: int) -> list[dict[s
 
 
 def batch_throughput(det, data: Path, frames: int, limit: int | None = None) -> dict[str, Any]:
-    """Every shared video (32 frames, every heatmap) once one by one
+    """Every shared video (32 frames, every heatmap): a first pass one by one
+    (``first_pass_s``, untouched caches), then once more one by one
     (:meth:`Detector.analyze`) and once as a batch that decodes the next file
     while scoring this one (:meth:`Detector.analyze_many` with ``decode_ahead``):
     videos per second for each."""
     vids = sorted((data / "videos").glob("*/*.mp4"))[:limit]
     if not vids:
         raise SystemExit(f"error: no videos under {data / 'videos'}")
-    det.analyze(vids[0], frames=frames)  # warm-up
+    # A first pass over every video, timed apart: on a GPU, kernels are chosen and
+    # cached per input shape (each video's frame size, each region MTCNN looks at),
+    # so a video's second analysis is faster than its first. The first pass is what
+    # a new upload costs; the two timed passes below both run warm, so they compare.
+    t = time.perf_counter()
+    for v in vids:
+        det.analyze(v, frames=frames, heatmaps=True)
+    cold_s = time.perf_counter() - t
     t = time.perf_counter()
     one = [det.analyze(v, frames=frames, heatmaps=True) for v in vids]
     seq_s = time.perf_counter() - t
@@ -184,7 +195,8 @@ def batch_throughput(det, data: Path, frames: int, limit: int | None = None) -> 
                for a, b in zip(one, many))
     return {"case": f"batch_{len(vids)}_videos", "device": det.device if det.device == "cpu" else _gpu_name(),
             "threads": __import__("torch").get_num_threads(), "videos": len(vids), "frames": frames,
-            "sequential_s": round(seq_s, 2), "decode_ahead_s": round(ahead_s, 2),
+            "first_pass_s": round(cold_s, 2), "sequential_s": round(seq_s, 2), "decode_ahead_s": round(ahead_s, 2),
+            "gpu_batch": det.detection.gpu_batch,
             "videos_per_s_sequential": round(len(vids) / seq_s, 3), "videos_per_s": round(len(vids) / ahead_s, 3),
             "same_reports": same, "peak_mem_mb": round(_peak_mb(), 0)}
 
@@ -229,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-limit", type=int, default=None, help="with --batch: only the first N videos")
     p.add_argument("--keyframe-every", type=int, default=None,
                    help="full detector pass every N sampled frames (1 = every frame; default: the library's)")
+    p.add_argument("--gpu-batch", type=int, default=None,
+                   help="on CUDA: frames per batched full detector pass (1 = the keyframe chain, as on a CPU)")
     p.add_argument("--data", default=os.environ.get("DEEPFAKE_DEMO_DATA", str(ROOT.parent / "shared" / "data")))
     args = p.parse_args(argv)
     data = Path(args.data)
@@ -257,21 +271,24 @@ def main(argv: list[str] | None = None) -> int:
     except (NoWeightsError, WeightsError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.keyframe_every is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
+    if args.keyframe_every is not None:
         det.detection = replace(det.detection, keyframe_every=args.keyframe_every)
+    if args.gpu_batch is not None:
+        det.detection = replace(det.detection, gpu_batch=args.gpu_batch)
     if args.batch:
         row = batch_throughput(det, data, args.frames, args.batch_limit)
         print(json.dumps(row) if args.json else
               f"{row['videos']} videos x {row['frames']} frames, {row['device']}, {row['threads']} threads: "
-              f"one by one {row['sequential_s']:.1f} s ({row['videos_per_s_sequential']:.3f} videos/s), "
+              f"first pass {row['first_pass_s']:.1f} s, one by one {row['sequential_s']:.1f} s ({row['videos_per_s_sequential']:.3f} videos/s), "
               f"decode-ahead {row['decode_ahead_s']:.1f} s ({row['videos_per_s']:.3f} videos/s); "
               f"same reports: {row['same_reports']}", flush=True)
         return 0
     for case in args.cases:
         row = run_case(det, case, data, args.frames, args.runs)
         row["keyframe_every"] = det.detection.keyframe_every
+        row["gpu_batch"] = det.detection.gpu_batch
         if args.json:
             print(json.dumps(row), flush=True)
         else:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -163,13 +164,36 @@ class Detector:
                         progress or (lambda f, d: None), thr, agg.effective_band(thr, band), strategy, tuple(names))
         run = _Run(self, path, opts, t0)
         try:
-            return run.execute(source, decoded)
+            with _cudnn_off_on_gpu(self.device):
+                return run.execute(source, decoded)
         except MediaError as exc:
             return error_report(path, str(exc), kind=run.kind or guess, seconds=time.perf_counter() - t0)
         except Exception as exc:  # a bug must cost one input, not the batch or the app
             log.debug("analysis of %s failed", path, exc_info=True)
             return error_report(path, f"internal error while analysing ({exc.__class__.__name__}: {exc})",
                                 kind=run.kind or guess, seconds=time.perf_counter() - t0)
+
+
+@contextmanager
+def _cudnn_off_on_gpu(device: str):
+    """On CUDA, run an analysis with cuDNN off (only ``torch.backends.cudnn.enabled``
+    is touched, and restored after). cuDNN picks and caches kernels per input shape,
+    and every upload brings new ones (its frame size, MTCNN's candidate counts, the
+    number of face crops): on an H100 a first analysis of each of 6 shared videos
+    took 3.0 s each with cuDNN and 1.05 s without; a repeat of the same videos, with
+    every shape cached, 0.77 s with it and 0.88 s without (notes/performance.md).
+    Users upload new media, so the first figure is the one that counts."""
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    import torch
+
+    before = torch.backends.cudnn.enabled
+    torch.backends.cudnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.enabled = before
 
 
 @dataclass(frozen=True)

@@ -107,3 +107,27 @@ def test_keyframes_and_regions_find_the_same_people(mtcnn, videos):
         for f in big:
             same = [g for g in fast[[fr[0] for fr in frames].index(f.frame_index)]]
             assert max((box_iou(f.box, g.box) for g in same), default=0) > 0.75, (name, f.frame_index)
+
+
+def test_batched_full_passes_match_one_frame_at_a_time(mtcnn, videos):
+    """The GPU path (every frame a full pass, frames batched into one MTCNN call)
+    finds the faces a one-frame-at-a-time full pass finds, in the same place;
+    run here on the CPU, where the same code runs on the same networks."""
+    from dataclasses import replace
+
+    from deepfake_demo.config import DETECTOR
+    from deepfake_demo.faces import detect_faces_batch, detect_frames
+
+    v = next(p for p in videos if p.name == "dfdc_yhffcuhhjy.mp4")  # two people, one small
+    frames = [(f.index, f.image) for f in load_video(v, 6).frames]
+    one_by_one = detect_frames(mtcnn, frames, replace(DETECTOR, keyframe_every=1))
+    batched = detect_faces_batch(mtcnn, frames, replace(DETECTOR, gpu_batch=4))  # 6 frames: a batch of 4, then 2
+    assert sum(map(len, one_by_one)) >= len(frames)
+    for a, b in zip(one_by_one, batched):
+        assert [f.frame_index for f in b] == [f.frame_index for f in a]
+        assert len(a) == len(b)
+        for f in a:
+            assert max(box_iou(f.box, g.box) for g in b) > 0.95
+    # a frame too small to search is no face, not an error, in a batch too
+    tiny = detect_faces_batch(mtcnn, [(0, np.zeros((12, 12, 3), np.uint8))] + frames[:1])
+    assert tiny[0] == [] and len(tiny[1]) == len(one_by_one[0])

@@ -235,3 +235,25 @@ def test_cam_lies_on_the_evidence(tmp_path, photos):
         assert cam_mass_inside(o.cam, patch, o.crop_box) > 2.5 * patch_share
         for name, member_cam in o.model_cams.items():
             assert cam_mass_inside(member_cam, patch, o.crop_box) > 2.5 * patch_share, name
+
+
+def test_cudnn_switch_touches_only_cuda_runs_and_restores():
+    """The GPU analysis turns cuDNN off for its duration (new shapes per upload
+    cost more with it) and puts the user's setting back, even after an error;
+    a CPU analysis leaves it alone."""
+    import torch
+
+    from deepfake_demo.pipeline import _cudnn_off_on_gpu
+
+    before = torch.backends.cudnn.enabled
+    with _cudnn_off_on_gpu("cpu"):
+        assert torch.backends.cudnn.enabled == before
+    with _cudnn_off_on_gpu("cuda:0"):
+        assert torch.backends.cudnn.enabled is False
+    assert torch.backends.cudnn.enabled == before
+    try:
+        with _cudnn_off_on_gpu("cuda"):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert torch.backends.cudnn.enabled == before
