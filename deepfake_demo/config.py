@@ -119,6 +119,7 @@ class DetectorSettings:
     # With the detector on a GPU: a full pass on every sampled frame instead, this many frames per
     # batched MTCNN call (a GPU runs MTCNN's many small layers launch-bound, so a batch costs about
     # what one frame does; on a CPU the keyframe chain above is cheaper). 1 = the keyframe chain there too.
+    # The paths can differ on borderline faces (see faces.detect_frames), so a verdict can differ by device.
     gpu_batch: int = 16
 
 

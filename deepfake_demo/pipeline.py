@@ -174,26 +174,39 @@ class Detector:
                                 kind=run.kind or guess, seconds=time.perf_counter() - t0)
 
 
+_CUDNN_LOCK = threading.Lock()
+_CUDNN_USERS = 0  # analyses on CUDA running now (the app runs image and video analyses at once)
+_CUDNN_SAVED = True
+
+
 @contextmanager
 def _cudnn_off_on_gpu(device: str):
     """On CUDA, run an analysis with cuDNN off (only ``torch.backends.cudnn.enabled``
-    is touched, and restored after). cuDNN picks and caches kernels per input shape,
-    and every upload brings new ones (its frame size, MTCNN's candidate counts, the
-    number of face crops): on an H100 a first analysis of each of 6 shared videos
-    took 3.0 s each with cuDNN and 1.05 s without; a repeat of the same videos, with
-    every shape cached, 0.77 s with it and 0.88 s without (notes/performance.md).
-    Users upload new media, so the first figure is the one that counts."""
+    is touched: the first analysis to start saves it, the last to finish restores it).
+    cuDNN picks and caches kernels per input shape, and every upload brings new
+    ones (its frame size, MTCNN's candidate counts, the number of face crops): on an
+    H100 a first analysis of each of 6 shared videos took 3.0 s each with cuDNN and
+    1.05 s without (one-off start-up included); a repeat of the same videos, with every shape cached, 0.77 s
+    with it and 0.88 s without (notes/performance.md). Users upload new media, so
+    the first figure is the one that counts."""
+    global _CUDNN_USERS, _CUDNN_SAVED
     if not str(device).startswith("cuda"):
         yield
         return
     import torch
 
-    before = torch.backends.cudnn.enabled
-    torch.backends.cudnn.enabled = False
+    with _CUDNN_LOCK:
+        if _CUDNN_USERS == 0:
+            _CUDNN_SAVED = torch.backends.cudnn.enabled
+            torch.backends.cudnn.enabled = False
+        _CUDNN_USERS += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.enabled = before
+        with _CUDNN_LOCK:
+            _CUDNN_USERS -= 1
+            if _CUDNN_USERS == 0:
+                torch.backends.cudnn.enabled = _CUDNN_SAVED
 
 
 @dataclass(frozen=True)

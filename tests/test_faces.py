@@ -109,10 +109,24 @@ def test_keyframes_and_regions_find_the_same_people(mtcnn, videos):
             assert max((box_iou(f.box, g.box) for g in same), default=0) > 0.75, (name, f.frame_index)
 
 
+class _LabelledGpu:
+    """The CPU MTCNN, labelled as on a GPU, to reach detect_frames' GPU branch on a CPU."""
+
+    device = "cuda:0"
+
+    def __init__(self, mtcnn):
+        self.mtcnn, self.shapes = mtcnn, []
+
+    def detect(self, x, landmarks=False):
+        self.shapes.append(np.shape(x))
+        return self.mtcnn.detect(x, landmarks=landmarks)
+
+
 def test_batched_full_passes_match_one_frame_at_a_time(mtcnn, videos):
-    """The GPU path (every frame a full pass, frames batched into one MTCNN call)
-    finds the faces a one-frame-at-a-time full pass finds, in the same place;
-    run here on the CPU, where the same code runs on the same networks."""
+    """The GPU path (every frame a full pass, frames of one size batched into one
+    MTCNN call) finds the faces a one-frame-at-a-time full pass finds, in the
+    same place; run here on the CPU, where the same code runs the same networks."""
+    import cv2
     from dataclasses import replace
 
     from deepfake_demo.config import DETECTOR
@@ -120,14 +134,20 @@ def test_batched_full_passes_match_one_frame_at_a_time(mtcnn, videos):
 
     v = next(p for p in videos if p.name == "dfdc_yhffcuhhjy.mp4")  # two people, one small
     frames = [(f.index, f.image) for f in load_video(v, 6).frames]
+    # a frame of another size joins the video's (its own batch), as does one too small to search
+    h, w = frames[0][1].shape[:2]
+    frames.insert(2, (999, cv2.resize(frames[0][1], (w // 2, h // 2), interpolation=cv2.INTER_AREA)))
+    frames.append((1000, np.zeros((12, 12, 3), np.uint8)))
     one_by_one = detect_frames(mtcnn, frames, replace(DETECTOR, keyframe_every=1))
-    batched = detect_faces_batch(mtcnn, frames, replace(DETECTOR, gpu_batch=4))  # 6 frames: a batch of 4, then 2
-    assert sum(map(len, one_by_one)) >= len(frames)
+    gpu = _LabelledGpu(mtcnn)
+    calls: list[tuple[int, int]] = []
+    batched = detect_frames(gpu, frames, replace(DETECTOR, gpu_batch=4), progress=lambda k, n: calls.append((k, n)))
+    # 6 video frames: a batch of 4, then 2; the half-size frame alone; the tiny frame never searched
+    assert sorted(s[0] for s in gpu.shapes) == [1, 2, 4] and all(len(s) == 4 for s in gpu.shapes)
+    assert [n for _, n in calls] == [len(frames)] * 3 and [k for k, _ in calls] == sorted(k for k, _ in calls)
+    assert sum(map(len, one_by_one)) >= 6 and batched[-1] == [] and len(batched[2]) >= 1
     for a, b in zip(one_by_one, batched):
-        assert [f.frame_index for f in b] == [f.frame_index for f in a]
         assert len(a) == len(b)
         for f in a:
             assert max(box_iou(f.box, g.box) for g in b) > 0.95
-    # a frame too small to search is no face, not an error, in a batch too
-    tiny = detect_faces_batch(mtcnn, [(0, np.zeros((12, 12, 3), np.uint8))] + frames[:1])
-    assert tiny[0] == [] and len(tiny[1]) == len(one_by_one[0])
+    assert detect_faces_batch(mtcnn, []) == []

@@ -257,3 +257,35 @@ def test_cudnn_switch_touches_only_cuda_runs_and_restores():
     except RuntimeError:
         pass
     assert torch.backends.cudnn.enabled == before
+
+
+def test_cudnn_switch_is_restored_after_overlapping_analyses():
+    """Two analyses that overlap (A starts, B starts, A ends, B ends) keep cuDNN
+    off until both are done and then give the caller back its own setting."""
+    import threading
+
+    import torch
+
+    from deepfake_demo.pipeline import _cudnn_off_on_gpu
+
+    before = torch.backends.cudnn.enabled
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def a():
+        with _cudnn_off_on_gpu("cuda"):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with _cudnn_off_on_gpu("cuda"):
+            b_in.set()
+            a_out.wait(5)
+            seen["during_b_after_a"] = torch.backends.cudnn.enabled
+
+    ta, tb = threading.Thread(target=a), threading.Thread(target=b)
+    ta.start(); tb.start(); ta.join(10); tb.join(10)
+    assert seen["during_b_after_a"] is False
+    assert torch.backends.cudnn.enabled == before

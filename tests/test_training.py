@@ -251,3 +251,14 @@ def test_pack_cli_refuses_missing_cache(tmp_path, capsys):
     assert exc.value.code == 2 and "missing" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         pack.main(["--unpack", str(tmp_path / "empty")])
+
+
+def test_unpack_refuses_a_file_that_is_not_a_pack(tmp_path, capsys):
+    from deepfake_demo.training import pack
+
+    (tmp_path / "packs").mkdir()
+    np.savez(tmp_path / "packs" / "train_real_ffpp_s160_m0.3.npz", images=np.zeros((1, 4, 4, 3), np.uint8))
+    np.savez(tmp_path / "packs" / "half.tmp.npz", jpeg=np.zeros(3, np.uint8))  # an interrupted pack: skipped
+    with pytest.raises(SystemExit) as exc:
+        pack.main(["--unpack", str(tmp_path / "packs"), "--cache-dir", str(tmp_path / "cache")])
+    assert exc.value.code == 2 and "not a pack" in capsys.readouterr().err

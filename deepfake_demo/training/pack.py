@@ -51,30 +51,32 @@ def _decode(buf: np.ndarray) -> np.ndarray:
 
 def pack_group(cache_file: Path, out_file: Path, quality: int = 95, threads: int = 4) -> dict:
     """Re-encode one cache file's crops as JPEG (4:4:4) into ``out_file``."""
-    z = np.load(cache_file)
-    images = z["images"]
+    with np.load(cache_file) as z:
+        images, meta = z["images"], {k: z[k] for k in ("landmarks", "detected", "paths")}
     with ThreadPoolExecutor(threads) as ex:
         blobs = list(ex.map(lambda im: _encode(im, quality), images))
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_file.with_suffix(".tmp.npz")
     np.savez(tmp, jpeg=np.frombuffer(b"".join(blobs), np.uint8), offsets=offsets, size=np.int64(images.shape[1]),
-             landmarks=z["landmarks"], detected=z["detected"], paths=z["paths"], quality=np.int64(quality))
+             quality=np.int64(quality), **meta)
     os.replace(tmp, out_file)
     return {"n": int(len(images)), "raw_mb": images.nbytes / 1e6, "packed_mb": out_file.stat().st_size / 1e6}
 
 
 def unpack_group(pack_file: Path, cache_file: Path, threads: int = 8) -> int:
     """Decode a packed group back into a cache file ``load_group`` reads."""
-    z = np.load(pack_file)
-    data, off = z["jpeg"], z["offsets"]
+    with np.load(pack_file) as z:
+        if "jpeg" not in z.files:
+            raise ValueError(f"{pack_file} is not a pack (no 'jpeg' array)")
+        data, off, size = z["jpeg"], z["offsets"], int(z["size"])
+        meta = {k: z[k] for k in ("landmarks", "detected", "paths")}
     with ThreadPoolExecutor(threads) as ex:
         images = list(ex.map(lambda i: _decode(data[off[i]:off[i + 1]]), range(len(off) - 1)))
-    size = int(z["size"])
     arr = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_suffix(".tmp.npz")
-    np.savez(tmp, images=arr, landmarks=z["landmarks"], detected=z["detected"], paths=z["paths"])
+    np.savez(tmp, images=arr, **meta)
     os.replace(tmp, cache_file)
     return len(arr)
 
@@ -92,11 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args(argv)
     if args.unpack:
-        packs = sorted(args.unpack.glob("*.npz"))
+        packs = sorted(p for p in args.unpack.glob("*.npz") if not p.name.endswith(".tmp.npz"))  # not half-written
         if not packs:
             ap.error(f"no packs (*.npz) in {args.unpack}")
         for p in packs:
-            n = unpack_group(p, args.cache_dir / p.name, args.threads)
+            try:
+                n = unpack_group(p, args.cache_dir / p.name, args.threads)
+            except ValueError as exc:
+                ap.error(str(exc))
             print(f"{p.name}: {n} crops", flush=True)
         return 0
     if not args.out:

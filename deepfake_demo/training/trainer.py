@@ -210,12 +210,10 @@ def _loss_fn(cfg: TrainConfig):
 
 
 def _one_thread_worker(_worker_id: int) -> None:
-    """Each data-loading worker is one process: OpenCV's and torch's own thread
-    pools inside it would only oversubscribe the cores the other workers use."""
-    import torch
-
+    """Each data-loading worker is one process: OpenCV's own thread pool inside it
+    would only oversubscribe the cores the other workers use (DataLoader already
+    gives each worker one torch thread)."""
     cv2.setNumThreads(1)
-    torch.set_num_threads(1)
 
 
 def _resolve_device(device: str) -> str:
@@ -251,7 +249,8 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     torch.manual_seed(cfg.seed)
     device = _resolve_device(cfg.device)
     cuda = device.startswith("cuda")
-    torch.backends.cudnn.benchmark = cuda  # fixed input size: let cuDNN pick its fastest kernels
+    if cuda:  # fixed input size: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = True
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = member_spec(cfg)
