@@ -41,6 +41,24 @@ def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path 
     return np.concatenate(ims), np.concatenate(ys), np.asarray(gs)
 
 
+def verdict_shares(labels: np.ndarray, probs: np.ndarray, threshold: float,
+                   band: float | None = None) -> dict[str, dict[str, float]]:
+    """Share of FAKE / UNCERTAIN / REAL verdicts among the real and among the fake
+    items, at the tool's uncertain band around ``threshold`` (what a user would
+    have been told, crop by crop)."""
+    from .aggregate import effective_band
+    from .config import DECISION
+
+    b = effective_band(threshold, DECISION.uncertain_band if band is None else band)
+    out = {}
+    for kind, sel in (("real", labels == 0), ("fake", labels == 1)):
+        p = probs[sel]
+        n = max(int(sel.sum()), 1)
+        out[kind] = {"FAKE": float((p >= threshold + b).sum() / n), "REAL": float((p <= threshold - b).sum() / n),
+                     "UNCERTAIN": float(((p > threshold - b) & (p < threshold + b)).sum() / n)}
+    return out
+
+
 def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
                    data_root: Path | None = None) -> dict[str, Any]:
     """Score every member and the ensemble on the crops of ``groups``.
@@ -70,6 +88,8 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
         m["auc_per_method"] = per
         m["mean_prob_real"] = float(p[real].mean())
         m["mean_prob_fake"] = float(p[~real].mean())
+        if name == ENSEMBLE:
+            m["verdicts"] = verdict_shares(labels, p, threshold)
         metrics[name] = m
     return {"labels": labels, "groups": groups_arr, "probs": probs, "metrics": metrics}
 
@@ -164,6 +184,11 @@ def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, thres
             per = ", ".join(f"{k} {v:.3f}" for k, v in m["auc_per_method"].items())
             lines.append(f"| {name} | {m['n']} | {m['auc']:.3f} | {m['accuracy']:.3f} | {m['balanced_accuracy']:.3f} | "
                          f"{m['log_loss']:.3f} | {m['ece']:.3f} | {c['tp']} | {c['fp']} | {c['tn']} | {c['fn']} | {per} |")
+        v = res["metrics"].get(ENSEMBLE, {}).get("verdicts")
+        if v:
+            share = lambda d: ", ".join(f"{d[k]:.0%} {k}" for k in ("FAKE", "UNCERTAIN", "REAL"))  # noqa: E731
+            lines += ["", "What a user would be told, crop by crop (ensemble, the app's uncertain band): "
+                      f"real faces {share(v['real'])}; fake faces {share(v['fake'])}."]
         lines.append("")
     if videos:
         aucs = ", ".join(f"{k} {_fmt(v)}" for k, v in videos["auc"].items())

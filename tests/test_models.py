@@ -133,3 +133,19 @@ def test_human_readable_model_card(tiny_weights):
     for c in cards:
         assert f"| {c.name} | `{c.spec.arch}` | {c.spec.input_size} |" in md
     assert "threshold 0.45" in md and "0.080 before and 0.020 after" in md
+
+
+def test_verdict_shares_follow_the_apps_band():
+    """The crop-by-crop verdict shares use the same band as the app: at
+    threshold 0.5 and band 0.15, 0.65 is FAKE, 0.35 REAL, in between UNCERTAIN."""
+    import numpy as np
+
+    from deepfake_demo.evaluate import verdict_shares
+
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    probs = np.array([0.10, 0.35, 0.50, 0.70, 0.64, 0.65])
+    v = verdict_shares(labels, probs, 0.5, band=0.15)
+    assert v["real"] == {"FAKE": 0.25, "REAL": 0.5, "UNCERTAIN": 0.25}
+    assert v["fake"] == {"FAKE": 0.5, "REAL": 0.0, "UNCERTAIN": 0.5}
+    narrow = verdict_shares(labels, probs, 0.9, band=0.15)  # the band narrows near 1: 0.85-0.95
+    assert narrow["real"]["REAL"] == 1.0
