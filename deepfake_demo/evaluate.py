@@ -25,9 +25,11 @@ __all__ = ["evaluate_crops", "evaluate_videos", "plot_roc", "plot_reliability", 
 ENSEMBLE = "ensemble"
 
 
-def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path | None):
+def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path | None,
+                  subsets: dict[str, np.ndarray] | None = None):
     """Test crops for one member: cached crops at ``cache_size`` (cut by
-    ``crop_face`` at the member's margin), resized to its input size."""
+    ``crop_face`` at the member's margin), resized to its input size; only the
+    indices in ``subsets[group]`` where given."""
     from .training.augment import resize_to
     from .training.data import load_group
 
@@ -35,9 +37,10 @@ def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path 
     ims, ys, gs = [], [], []
     for g in groups:
         cs = load_group(g, size=max(cache_size, spec.input_size), margin=spec.crop_margin, **kw)
-        ims.append(np.stack([resize_to(im, spec.input_size) for im in cs.images]))
-        ys.append(cs.labels)
-        gs += [g] * len(cs)
+        keep = np.arange(len(cs)) if not subsets or g not in subsets else subsets[g]
+        ims.append(np.stack([resize_to(cs.images[i], spec.input_size) for i in keep]))
+        ys.append(cs.labels[keep])
+        gs += [g] * len(keep)
     return np.concatenate(ims), np.concatenate(ys), np.asarray(gs)
 
 
@@ -59,9 +62,22 @@ def verdict_shares(labels: np.ndarray, probs: np.ndarray, threshold: float,
     return out
 
 
+def held_out_subsets(cards, data_root: Path | None = None) -> dict[str, np.ndarray]:
+    """Groups that some member trained on in part, mapped to the indices none of
+    them saw: with ``ffhq_frac`` > 0 in a card's training config, only the
+    held-out quarter of the FFHQ photos (``training.data.ffhq_split``)."""
+    from .training.data import FFHQ_GROUP, ffhq_split, list_group
+
+    if not any(float((c.info.get("train_config") or {}).get("ffhq_frac") or 0) > 0 for c in cards):
+        return {}
+    n = len(list_group(FFHQ_GROUP, data_root)) if data_root else len(list_group(FFHQ_GROUP))
+    return {FFHQ_GROUP: ffhq_split(n)[2]}
+
+
 def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
-                   data_root: Path | None = None) -> dict[str, Any]:
-    """Score every member and the ensemble on the crops of ``groups``.
+                   data_root: Path | None = None, subsets: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Score every member and the ensemble on the crops of ``groups`` (only the
+    indices in ``subsets[group]`` where given).
     Returns {"labels", "groups", "probs": {name: (N,)}, "metrics": {name: {...}}}."""
     from .aggregate import ensemble_probability
     from .training.metrics import roc_auc, summarize
@@ -69,7 +85,7 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
     probs: dict[str, np.ndarray] = {}
     labels = groups_arr = None
     for card in ensemble.cards:
-        crops, y, g = _member_crops(card.spec, groups, cache_size, data_root)
+        crops, y, g = _member_crops(card.spec, groups, cache_size, data_root, subsets)
         t = time.time()
         out = ensemble.run(card.name, crops, with_cam=False, batch_size=32)
         print(f"{card.name}: {len(crops)} crops in {time.time() - t:.1f} s", flush=True)
@@ -172,7 +188,11 @@ def _fmt(v: Any) -> str:
 
 def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, threshold: float) -> str:
     lines = []
-    for title, res in (("Face crops, faces/test", crops), ("Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)", synth)):
+    synth_title = ("Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)"
+                   if not (synth or {}).get("held_out") else
+                   "synthetic/ (StyleGAN fakes, never trained on, vs the held-out quarter of the FFHQ photos; "
+                   "members trained on another half)")
+    for title, res in (("Face crops, faces/test", crops), (synth_title, synth)):
         if not res:
             continue
         lines += [f"### {title}", "", f"Ensemble threshold {threshold} on the calibrated fake probability; "
@@ -287,7 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "Reliability, faces/test crops")
         results["faces_test"] = _strip(crops)
     if args.synthetic:
-        synth = evaluate_crops(ens, SYNTHETIC_GROUPS, thr, data_root=args.data)
+        held = held_out_subsets(ens.cards, args.data)
+        if held:
+            print("synthetic/: FFHQ photos trained on by a member are left out: "
+                  f"{', '.join(f'{g} {len(i)} held-out' for g, i in held.items())}", flush=True)
+        synth = evaluate_crops(ens, SYNTHETIC_GROUPS, thr, data_root=args.data, subsets=held)
+        synth["held_out"] = {g: len(i) for g, i in held.items()}
         plot_roc(synth["labels"], synth["probs"], args.out / "roc_synthetic.png", "ROC, synthetic/ (out of domain)")
         results["synthetic"] = _strip(synth)
     if not args.no_videos:

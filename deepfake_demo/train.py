@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
         "resume": "resume from run_dir/last.pt if present",
         "out_dir": "run directory (default runs/<arch>_<size>)",
         "keep_epochs": "also keep every epoch's weights in run_dir/epochs/ (for --average)",
+        "ffhq_frac": "share of real samples drawn from FFHQ photos of real people (half of synthetic/real/ffhq "
+                     "trains, a quarter validates, a quarter stays held out for evaluate); 0 = not used",
     }
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")

@@ -262,3 +262,45 @@ def test_unpack_refuses_a_file_that_is_not_a_pack(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         pack.main(["--unpack", str(tmp_path / "packs"), "--cache-dir", str(tmp_path / "cache")])
     assert exc.value.code == 2 and "not a pack" in capsys.readouterr().err
+
+
+def test_ffhq_split_is_disjoint_stable_and_keeps_a_held_out_quarter():
+    from deepfake_demo.training.data import ffhq_split
+
+    tr, va, held = ffhq_split(509)
+    assert len(tr) == 254 and len(va) == 128 and len(held) == 127
+    assert not (set(tr) & set(va) or set(tr) & set(held) or set(va) & set(held))
+    assert sorted(np.r_[tr, va, held].tolist()) == list(range(509))
+    again = ffhq_split(509)
+    assert all(np.array_equal(a, b) for a, b in zip((tr, va, held), again))
+
+
+def test_ffhq_photos_join_training_and_validation_but_not_the_held_out_part(tmp_path):
+    """--ffhq-frac: FFHQ photos become a real pool (and a self-blend source),
+    a quarter joins validation, and evaluate scores only the quarter no member saw."""
+    need_data("synthetic", "real", "ffhq")
+    need_data("faces", "train", "real", "ffpp")
+    from types import SimpleNamespace
+
+    from deepfake_demo.evaluate import held_out_subsets
+    from deepfake_demo.training.data import FFHQ_GROUP, ffhq_split, list_group
+    from deepfake_demo.training.trainer import TrainConfig, _EpochSet, load_train_data
+
+    cfg = TrainConfig(input_size=64, samples_per_epoch=400, groups_limit=8, ffhq_frac=0.3, val_frac=0.25,
+                      cache_dir=str(tmp_path / "cache"))
+    data = load_train_data(cfg)
+    tr, va, held = ffhq_split(8)
+    assert data.real_ffhq is not None and len(data.real_ffhq[0]) == len(tr)
+    assert data.val_groups.count("train_real_ffhq") == len(va) and data.counts["train_real_ffhq"]["held_out"] == len(held)
+    ds = _EpochSet(data, cfg, 0)
+    assert (ds.kind == 4).sum() > 40 and (ds.index[ds.kind == 4] < len(tr)).all()  # ~0.5 real x 0.3 of 400
+    sbi = ds.kind == 3
+    assert set(ds.sbi_src[sbi].tolist()) == {0, 1, 2}  # self-blends from FF++, UTKFace and FFHQ faces
+    x, y = ds[int(np.flatnonzero(ds.kind == 4)[0])]
+    assert tuple(x.shape) == (64, 64, 3) and float(y) == 0.0
+    # without --ffhq-frac nothing changes, and evaluate keeps every FFHQ photo
+    assert load_train_data(TrainConfig(groups_limit=8, cache_dir=str(tmp_path / "cache"))).real_ffhq is None
+    card = lambda f: SimpleNamespace(info={"train_config": {"ffhq_frac": f}})  # noqa: E731
+    assert held_out_subsets([card(0.0), card(None)]) == {}
+    sub = held_out_subsets([card(0.0), card(0.2)])
+    assert np.array_equal(sub[FFHQ_GROUP], ffhq_split(len(list_group(FFHQ_GROUP)))[2])

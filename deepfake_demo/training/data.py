@@ -29,6 +29,8 @@ __all__ = [
     "load_group",
     "canonical_landmarks",
     "split_train_val",
+    "ffhq_split",
+    "FFHQ_GROUP",
     "main",
 ]
 
@@ -162,6 +164,21 @@ def load_group(group: str, size: int = 160, margin: float = 0.3, cache_dir: Path
     label = GROUPS[group][1]
     return CropSet(group, z["images"], z["landmarks"], z["detected"],
                    np.full(len(z["images"]), label, np.int64), [str(p) for p in z["paths"]])
+
+
+FFHQ_GROUP = "synthetic_real_ffhq"
+FFHQ_TRAIN_FRAC, FFHQ_VAL_FRAC = 0.5, 0.25  # the rest is never trained or selected on
+
+
+def ffhq_split(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (train, val, held_out) of the FFHQ photos of real people, for
+    members trained with clean high-resolution real photos (``--ffhq-frac``).
+    The held-out quarter is what ``evaluate --synthetic`` scores for such
+    members, so that check stays on photos no choice was made on."""
+    rng = np.random.default_rng([seed, 77])
+    idx = rng.permutation(n)
+    a, b = int(round(n * FFHQ_TRAIN_FRAC)), int(round(n * (FFHQ_TRAIN_FRAC + FFHQ_VAL_FRAC)))
+    return np.sort(idx[:a]), np.sort(idx[a:b]), np.sort(idx[b:])
 
 
 def split_train_val(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

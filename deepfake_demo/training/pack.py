@@ -30,7 +30,8 @@ from .data import CACHE_DIR, GROUPS, _cache_path
 
 __all__ = ["pack_group", "unpack_group", "main"]
 
-TRAIN_GROUPS = tuple(g for g in GROUPS if g.startswith("train_"))
+# the training groups, and the FFHQ photos that --ffhq-frac trains on in part
+TRAIN_GROUPS = tuple(g for g in GROUPS if g.startswith("train_")) + ("synthetic_real_ffhq",)
 
 
 def _encode(image: np.ndarray, quality: int) -> bytes:
@@ -84,7 +85,7 @@ def unpack_group(pack_file: Path, cache_file: Path, threads: int = 8) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deepfake_demo.training.pack", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("groups", nargs="*", default=list(TRAIN_GROUPS), help="groups to pack (default: train groups)")
+    ap.add_argument("groups", nargs="*", default=list(TRAIN_GROUPS), help="groups to pack (default: the train groups and the FFHQ photos)")
     ap.add_argument("--out", type=Path, help="folder to write packs into")
     ap.add_argument("--unpack", type=Path, metavar="DIR", help="decode the packs in DIR into --cache-dir")
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import MODEL_SPECS, ModelSpec
 from .augment import augment, resize_to
-from .data import CACHE_DIR, DATA_ROOT, load_group, split_train_val
+from .data import CACHE_DIR, DATA_ROOT, FFHQ_GROUP, ffhq_split, load_group, split_train_val
 from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
 from .sbi import self_blend
 
@@ -58,6 +58,9 @@ class TrainConfig:
     sbi_frac: float = 0.25
     ffpp_fake_frac: float = 0.25
     utk_frac: float = 0.2  # share of real samples drawn from UTKFace (the rest: FF++ originals)
+    # share of real samples drawn from FFHQ photos (half of synthetic/real/ffhq; a quarter joins validation,
+    # a quarter stays held out for evaluate): clean, high-resolution real faces. 0 = not used.
+    ffhq_frac: float = 0.0
     aug_strength: float = 1.0
     workers: int = 1
     threads: int = 2
@@ -97,6 +100,7 @@ class TrainData:
     val_labels: np.ndarray
     val_groups: list[str]
     counts: dict[str, Any] = field(default_factory=dict)
+    real_ffhq: tuple[np.ndarray, np.ndarray] | None = None  # images, landmarks (--ffhq-frac)
 
 
 def load_train_data(cfg: TrainConfig) -> TrainData:
@@ -119,33 +123,58 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         val_y += [int(cs.labels[0])] * len(va)
         val_g += [g] * len(va)
         counts[g] = {"train": int(len(tr)), "val": int(len(va)), "no_face": int((~cs.detected[:n]).sum())}
+    ffhq = None
+    if cfg.ffhq_frac > 0:
+        cs = load_group(FFHQ_GROUP, limit=cfg.groups_limit, **kw)
+        tr, va, held = ffhq_split(len(cs))
+        ffhq = (cs.images[tr], cs.landmarks[tr])
+        val_im.append(cs.images[va])
+        val_y += [0] * len(va)
+        val_g += ["train_real_ffhq"] * len(va)
+        counts["train_real_ffhq"] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
+                                     "no_face": int((~cs.detected).sum())}
     fake_im = np.concatenate([pools[g][0] for g in FAKE_GROUPS])
     fake_m = np.concatenate([np.full(len(pools[g][0]), i) for i, g in enumerate(FAKE_GROUPS)])
     return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
-                     np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts)
+                     np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts, ffhq)
 
 
 class _EpochSet:
     """Map-style dataset for one epoch: a fixed plan of (kind, index); each item
     gets its own RNG from (seed, epoch, item), so runs are reproducible with workers."""
 
-    KINDS = ("real_ffpp", "real_utk", "fake_ffpp", "sbi")
+    KINDS = ("real_ffpp", "real_utk", "fake_ffpp", "sbi", "real_ffhq")
 
     def __init__(self, data: TrainData, cfg: TrainConfig, epoch: int):
         self.d, self.cfg, self.epoch = data, cfg, epoch
         rng = np.random.default_rng([cfg.seed, epoch, 7])
         n = cfg.samples_per_epoch
         real_share = 1.0 - cfg.sbi_frac - cfg.ffpp_fake_frac
-        p = np.array([real_share * (1 - cfg.utk_frac), real_share * cfg.utk_frac, cfg.ffpp_fake_frac, cfg.sbi_frac])
-        self.kind = rng.choice(4, size=n, p=p / p.sum())
-        sizes = [len(data.real_ffpp[0]), len(data.real_utk[0]), len(data.fake[0])]
+        ffhq = cfg.ffhq_frac if data.real_ffhq is not None else 0.0
+        p = np.array([real_share * (1 - cfg.utk_frac - ffhq), real_share * cfg.utk_frac, cfg.ffpp_fake_frac,
+                      cfg.sbi_frac, real_share * ffhq])
+        self.kind = rng.choice(5, size=n, p=p / p.sum())
+        pools = self._real_pools()
+        sizes = [len(data.real_ffpp[0]), len(data.real_utk[0]), len(data.fake[0]), 0,
+                 len(pools[2][0]) if len(pools) > 2 else 0]
         self.index = np.zeros(n, np.int64)
-        self.sbi_src = rng.random(n) < 0.5  # SBI from an FF++ frame or a UTKFace photo
-        for k in range(3):
+        # SBI from an FF++ frame or a UTKFace photo (and an FFHQ photo, when those are used)
+        self.sbi_src = rng.integers(0, len(pools), n) if len(pools) > 2 else (rng.random(n) >= 0.5).astype(np.int64)
+        for k in (0, 1, 2, 4):
             m = self.kind == k
-            self.index[m] = rng.integers(0, sizes[k], m.sum())
+            self.index[m] = rng.integers(0, sizes[k], m.sum()) if m.any() else 0
         m = self.kind == 3
-        self.index[m] = np.where(self.sbi_src[m], rng.integers(0, sizes[0], m.sum()), rng.integers(0, sizes[1], m.sum()))
+        if len(pools) == 2:  # the draws of the runs before FFHQ existed, kept exactly
+            self.index[m] = np.where(self.sbi_src[m] == 0, rng.integers(0, sizes[0], m.sum()),
+                                     rng.integers(0, sizes[1], m.sum()))
+        else:
+            for src, pool in enumerate(pools):
+                sel = m & (self.sbi_src == src)
+                self.index[sel] = rng.integers(0, len(pool[0]), sel.sum())
+
+    def _real_pools(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        pools = [self.d.real_ffpp, self.d.real_utk]
+        return pools + [self.d.real_ffhq] if self.d.real_ffhq is not None and self.cfg.ffhq_frac > 0 else pools
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -161,8 +190,10 @@ class _EpochSet:
             img, y = self.d.real_utk[0][j], 0.0
         elif k == 2:
             img, y = self.d.fake[0][j], 1.0
+        elif k == 4:
+            img, y = self.d.real_ffhq[0][j], 0.0
         else:
-            pool = self.d.real_ffpp if self.sbi_src[i] else self.d.real_utk
+            pool = self._real_pools()[int(self.sbi_src[i])]
             img, _ = self_blend(pool[0][j], pool[1][j], rng)
             y = 1.0
         out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
