@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         "loss": "bce | focal",
         "device": "auto | cpu | cuda[:N]; AMP (bf16) and channels-last on CUDA",
         "pretrained": "path to a .safetensors/.pt state dict to start from (hub-capable machines)",
+        "init": "fine-tune a trained member: its best.pt/last.pt or exported .safetensors, head included",
         "max_minutes": "wall-clock budget: stop and checkpoint when spent",
         "max_steps": "stop after this many optimiser steps",
         "resume": "resume from run_dir/last.pt if present",

@@ -304,3 +304,25 @@ def test_ffhq_photos_join_training_and_validation_but_not_the_held_out_part(tmp_
     assert held_out_subsets([card(0.0), card(None)]) == {}
     sub = held_out_subsets([card(0.0), card(0.2)])
     assert np.array_equal(sub[FFHQ_GROUP], ffhq_split(len(list_group(FFHQ_GROUP)))[2])
+
+
+def test_init_weights_load_from_a_run_or_an_export(tmp_path):
+    """--init takes a run checkpoint or an exported member (fp16 safetensors),
+    the head included, and a member of another architecture is refused."""
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    from deepfake_demo.training.trainer import _load_weights
+
+    m = timm.create_model("resnet10t", pretrained=False, num_classes=1)
+    sd = m.state_dict()
+    torch.save({"model": sd, "epoch": 0}, tmp_path / "best.pt")
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, str(tmp_path / "m.safetensors"))
+    for src in (tmp_path / "best.pt", tmp_path / "m.safetensors"):
+        m2 = timm.create_model("resnet10t", pretrained=False, num_classes=1)
+        m2.load_state_dict(_load_weights(str(src)), strict=True)
+        assert torch.allclose(m2.fc.weight, m.fc.weight, atol=1e-3)
+    with pytest.raises(RuntimeError):
+        timm.create_model("efficientnet_b0", pretrained=False, num_classes=1).load_state_dict(
+            _load_weights(str(tmp_path / "best.pt")), strict=True)

@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     pretrained: str | None = None
+    init: str | None = None  # start from a trained member (best.pt/last.pt or exported .safetensors), head included
     name: str | None = None
     out_dir: str | None = None
     cache_size: int = 160
@@ -240,6 +241,19 @@ def _loss_fn(cfg: TrainConfig):
     raise ValueError(f"unknown loss {cfg.loss!r}; use bce or focal")
 
 
+def _load_weights(path: str) -> dict:
+    """A model state dict from an exported member (.safetensors, fp16 is cast
+    back by load_state_dict) or a run checkpoint (best.pt / last.pt / avg.pt)."""
+    import torch
+
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        return load_file(path)
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    return ck["model"] if isinstance(ck, dict) and "model" in ck else ck
+
+
 def _one_thread_worker(_worker_id: int) -> None:
     """Each data-loading worker is one process: OpenCV's own thread pool inside it
     would only oversubscribe the cores the other workers use (DataLoader already
@@ -296,6 +310,9 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
         sd = {k: v for k, v in sd.items() if not k.startswith(model.default_cfg.get("classifier", "classifier"))}
         missing, unexpected = model.load_state_dict(sd, strict=False)
         print(f"pretrained: {len(missing)} missing (head), {len(unexpected)} unexpected keys")
+    if cfg.init:  # fine-tune a trained member: every weight, the head included, must fit
+        model.load_state_dict(_load_weights(cfg.init), strict=True)
+        print(f"initialised from {cfg.init}")
     model = model.to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(cfg.samples_per_epoch / cfg.batch_size)
