@@ -114,15 +114,10 @@ def detect_faces(
 
     MTCNN runs on a copy downscaled to ``settings.detect_max_side``; faces
     smaller than ``min_face_px`` or less confident than ``min_face_prob`` are
-    dropped; the most confident ``max_faces_per_frame`` are kept.
+    dropped; the most confident ``max_faces_per_frame`` are kept. A frame
+    thinner than the smallest face MTCNN looks for has none.
     """
-    h, w = image.shape[:2]
-    small, scale = _downscaled(image, settings)
-    if min(small.shape[:2]) < settings.mtcnn_min_face_size:
-        return []  # thinner than the smallest face MTCNN looks for (and its pyramid would be empty)
-    faces = _mtcnn(detector, small, scale, (0.0, 0.0), (w, h), frame_index, settings)
-    faces.sort(key=lambda f: -f.prob)
-    return faces[: settings.max_faces_per_frame]
+    return detect_faces_batch(detector, [(frame_index, image)], settings)[0]
 
 
 def _downscaled(image: np.ndarray, settings: DetectorSettings) -> tuple[np.ndarray, float]:
@@ -151,6 +146,7 @@ def detect_faces_batch(
     smalls: list[tuple[np.ndarray, float]] = []
     for k, (_, image) in enumerate(frames):
         smalls.append(_downscaled(image, settings))
+        # a frame thinner than the smallest face MTCNN looks for is skipped (its pyramid would be empty)
         if min(smalls[k][0].shape[:2]) >= settings.mtcnn_min_face_size:
             groups.setdefault(smalls[k][0].shape, []).append(k)
     step = max(1, settings.gpu_batch)
