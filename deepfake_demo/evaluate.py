@@ -66,12 +66,11 @@ def held_out_subsets(cards, data_root: Path | None = None) -> dict[str, np.ndarr
     """Groups that some member trained on in part, mapped to the indices none of
     them saw: with ``ffhq_frac`` > 0 in a card's training config, only the
     held-out quarter of the FFHQ photos (``training.data.ffhq_split``)."""
-    from .training.data import FFHQ_GROUP, ffhq_split, list_group
+    from .training.data import DATA_ROOT, FFHQ_GROUP, ffhq_split, list_group
 
     if not any(float((c.info.get("train_config") or {}).get("ffhq_frac") or 0) > 0 for c in cards):
         return {}
-    n = len(list_group(FFHQ_GROUP, data_root)) if data_root else len(list_group(FFHQ_GROUP))
-    return {FFHQ_GROUP: ffhq_split(n)[2]}
+    return {FFHQ_GROUP: ffhq_split(len(list_group(FFHQ_GROUP, data_root or DATA_ROOT)))[2]}
 
 
 def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
