@@ -151,15 +151,16 @@ class _EpochSet:
         rng = np.random.default_rng([cfg.seed, epoch, 7])
         n = cfg.samples_per_epoch
         real_share = 1.0 - cfg.sbi_frac - cfg.ffpp_fake_frac
-        ffhq = cfg.ffhq_frac if data.real_ffhq is not None else 0.0
+        # real pools, also the self-blend sources: FF++, UTKFace, and FFHQ when --ffhq-frac uses it
+        self.pools = pools = [data.real_ffpp, data.real_utk] + (
+            [data.real_ffhq] if data.real_ffhq is not None and cfg.ffhq_frac > 0 else [])
+        ffhq = cfg.ffhq_frac if len(pools) > 2 else 0.0
         p = np.array([real_share * (1 - cfg.utk_frac - ffhq), real_share * cfg.utk_frac, cfg.ffpp_fake_frac,
                       cfg.sbi_frac, real_share * ffhq])
         self.kind = rng.choice(5, size=n, p=p / p.sum())
-        pools = self._real_pools()
         sizes = [len(data.real_ffpp[0]), len(data.real_utk[0]), len(data.fake[0]), 0,
                  len(pools[2][0]) if len(pools) > 2 else 0]
         self.index = np.zeros(n, np.int64)
-        # SBI from an FF++ frame or a UTKFace photo (and an FFHQ photo, when those are used)
         self.sbi_src = rng.integers(0, len(pools), n) if len(pools) > 2 else (rng.random(n) >= 0.5).astype(np.int64)
         for k in (0, 1, 2, 4):
             m = self.kind == k
@@ -172,10 +173,6 @@ class _EpochSet:
             for src, pool in enumerate(pools):
                 sel = m & (self.sbi_src == src)
                 self.index[sel] = rng.integers(0, len(pool[0]), sel.sum())
-
-    def _real_pools(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        pools = [self.d.real_ffpp, self.d.real_utk]
-        return pools + [self.d.real_ffhq] if self.d.real_ffhq is not None and self.cfg.ffhq_frac > 0 else pools
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -194,7 +191,7 @@ class _EpochSet:
         elif k == 4:
             img, y = self.d.real_ffhq[0][j], 0.0
         else:
-            pool = self._real_pools()[int(self.sbi_src[i])]
+            pool = self.pools[int(self.sbi_src[i])]
             img, _ = self_blend(pool[0][j], pool[1][j], rng)
             y = 1.0
         out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
