@@ -65,12 +65,15 @@ def verdict_shares(labels: np.ndarray, probs: np.ndarray, threshold: float,
 def held_out_subsets(cards, data_root: Path | None = None) -> dict[str, np.ndarray]:
     """Groups that some member trained on in part, mapped to the indices none of
     them saw: with ``ffhq_frac`` > 0 in a card's training config, only the
-    held-out quarter of the FFHQ photos (``training.data.ffhq_split``)."""
-    from .training.data import DATA_ROOT, FFHQ_GROUP, ffhq_split, list_group
+    held-out quarter of the FFHQ photos; with ``gan_frac`` > 0, only the
+    held-out quarter of each StyleGAN group (``training.data.synthetic_split``)."""
+    from .training.data import DATA_ROOT, FFHQ_GROUP, GAN_GROUPS, list_group, synthetic_split
 
-    if not any(float((c.info.get("train_config") or {}).get("ffhq_frac") or 0) > 0 for c in cards):
-        return {}
-    return {FFHQ_GROUP: ffhq_split(len(list_group(FFHQ_GROUP, data_root or DATA_ROOT)))[2]}
+    def used(key: str) -> bool:
+        return any(float((c.info.get("train_config") or {}).get(key) or 0) > 0 for c in cards)
+
+    groups = ([FFHQ_GROUP] if used("ffhq_frac") else []) + (list(GAN_GROUPS) if used("gan_frac") else [])
+    return {g: synthetic_split(g, len(list_group(g, data_root or DATA_ROOT)))[2] for g in groups}
 
 
 def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
@@ -187,10 +190,16 @@ def _fmt(v: Any) -> str:
 
 def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, threshold: float) -> str:
     lines = []
-    synth_title = ("Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)"
-                   if not (synth or {}).get("held_out") else
-                   "synthetic/ (StyleGAN fakes, never trained on, vs the held-out quarter of the FFHQ photos; "
-                   "members trained on another half)")
+    held = (synth or {}).get("held_out") or {}
+    gan_held = any(g.startswith("synthetic_fake_") for g in held)
+    if not held:
+        synth_title = "Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)"
+    elif not gan_held:
+        synth_title = ("synthetic/ (StyleGAN fakes, never trained on, vs the held-out quarter of the FFHQ photos; "
+                       "members trained on another half)")
+    else:
+        synth_title = ("synthetic/, held-out quarters only (StyleGAN fakes and FFHQ photos; members trained on "
+                       "another half of each)")
     for title, res in (("Face crops, faces/test", crops), (synth_title, synth)):
         if not res:
             continue
@@ -308,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.synthetic:
         held = held_out_subsets(ens.cards, args.data)
         if held:
-            print("synthetic/: FFHQ photos trained on by a member are left out: "
+            print("synthetic/: images trained on by a member are left out: "
                   f"{', '.join(f'{g} {len(i)} held-out' for g, i in held.items())}", flush=True)
         synth = evaluate_crops(ens, SYNTHETIC_GROUPS, thr, data_root=args.data, subsets=held)
         synth["held_out"] = {g: len(i) for g, i in held.items()}

@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         "keep_epochs": "also keep every epoch's weights in run_dir/epochs/ (for --average)",
         "ffhq_frac": "share of real samples drawn from FFHQ photos of real people (half of synthetic/real/ffhq "
                      "trains, a quarter validates, a quarter stays held out for evaluate); 0 = not used",
+        "gan_frac": "share of all samples drawn from StyleGAN/StyleGAN2 faces (half of each synthetic/fake group "
+                    "trains, a quarter validates, a quarter stays held out), taken from the other fakes; use with "
+                    "--ffhq-frac; 0 = not used",
     }
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
@@ -71,6 +74,10 @@ def parse_config(argv: Sequence[str] | None = None):
 
     args = _parser().parse_args(argv)
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    fakes = cfg.ffpp_fake_frac + cfg.sbi_frac
+    if not 0 <= cfg.gan_frac < fakes:
+        _parser().error(f"--gan-frac must be at least 0 and below the fake share {fakes:g} "
+                        "(--ffpp-fake-frac + --sbi-frac) it is taken from")
     return cfg, args
 
 

@@ -306,6 +306,50 @@ def test_ffhq_photos_join_training_and_validation_but_not_the_held_out_part(tmp_
     assert np.array_equal(sub[FFHQ_GROUP], ffhq_split(len(list_group(FFHQ_GROUP)))[2])
 
 
+def test_gan_faces_join_training_and_validation_but_not_the_held_out_part(tmp_path):
+    """--gan-frac: half of each StyleGAN group becomes a fake pool, a quarter joins
+    validation (and gets its own per-group AUC), and evaluate scores only the
+    quarter no member saw; without the flag the plan is draw for draw the old one."""
+    need_data("synthetic", "fake", "stylegan")
+    need_data("faces", "train", "real", "ffpp")
+    from types import SimpleNamespace
+
+    from deepfake_demo.evaluate import held_out_subsets
+    from deepfake_demo.training.data import FFHQ_GROUP, GAN_GROUPS, list_group, synthetic_split
+    from deepfake_demo.training.trainer import TrainConfig, _EpochSet, _fake_val_groups, load_train_data
+
+    cfg = TrainConfig(input_size=64, samples_per_epoch=400, groups_limit=8, ffhq_frac=0.2, gan_frac=0.2,
+                      val_frac=0.25, cache_dir=str(tmp_path / "cache"))
+    data = load_train_data(cfg)
+    splits = {g: synthetic_split(g, 8) for g in GAN_GROUPS}
+    assert len(data.fake_gan) == sum(len(s[0]) for s in splits.values())
+    for g, (tr, va, held) in splits.items():
+        name = g.replace("synthetic_", "train_")
+        assert data.val_groups.count(name) == len(va) and data.counts[name]["held_out"] == len(held)
+    assert _fake_val_groups(data)[-2:] == ["train_fake_stylegan", "train_fake_stylegan2"]
+    ds = _EpochSet(data, cfg, 0)
+    gan = ds.kind == 5
+    assert 50 < gan.sum() < 110 and (ds.index[gan] < len(data.fake_gan)).all()  # 0.2 of 400
+    # the fake half keeps its size: generated faces replace FF++ fakes and self-blends in proportion
+    assert abs(np.isin(ds.kind, (2, 3, 5)).mean() - 0.5) < 0.08
+    x, y = ds[int(np.flatnonzero(gan)[0])]
+    assert tuple(x.shape) == (64, 64, 3) and float(y) == 1.0
+    # the StyleGAN and FFHQ shuffles differ, so no image's fate is tied to another group's
+    assert not np.array_equal(synthetic_split(GAN_GROUPS[0], 100)[2], synthetic_split(FFHQ_GROUP, 100)[2])
+    # without --gan-frac: no pool, and a GAN pool that is there but unused changes no draw
+    plain = TrainConfig(input_size=64, samples_per_epoch=400, groups_limit=8, ffhq_frac=0.2, val_frac=0.25,
+                        cache_dir=str(tmp_path / "cache"))
+    d0 = load_train_data(plain)
+    assert d0.fake_gan is None and not any("stylegan" in g for g in d0.val_groups)
+    assert (_EpochSet(d0, plain, 3).kind == _EpochSet(data, plain, 3).kind).all()
+    card = lambda f: SimpleNamespace(info={"train_config": {"gan_frac": f}})  # noqa: E731
+    assert held_out_subsets([card(0.0)]) == {}
+    sub = held_out_subsets([card(0.0), card(0.1)])
+    assert set(sub) == set(GAN_GROUPS)
+    for g in GAN_GROUPS:
+        assert np.array_equal(sub[g], synthetic_split(g, len(list_group(g)))[2])
+
+
 def test_init_weights_load_from_a_run_or_an_export(tmp_path):
     """--init takes a run checkpoint or an exported member (fp16 safetensors),
     the head included, and a member of another architecture is refused."""

@@ -30,7 +30,9 @@ __all__ = [
     "canonical_landmarks",
     "split_train_val",
     "ffhq_split",
+    "synthetic_split",
     "FFHQ_GROUP",
+    "GAN_GROUPS",
     "main",
 ]
 
@@ -50,7 +52,8 @@ GROUPS: dict[str, tuple[str, int]] = {
     "test_fake_Face2Face": ("faces/test/fake/Face2Face", 1),
     "test_fake_FaceSwap": ("faces/test/fake/FaceSwap", 1),
     "test_fake_NeuralTextures": ("faces/test/fake/NeuralTextures", 1),
-    # out-of-domain check only (never trained on): whole generated faces vs FFHQ photos
+    # whole generated faces vs FFHQ photos: an out-of-domain check, or half of each
+    # trains (--ffhq-frac, --gan-frac) and evaluate scores the held-out quarter
     "synthetic_real_ffhq": ("synthetic/real/ffhq", 0),
     "synthetic_fake_stylegan": ("synthetic/fake/stylegan", 1),
     "synthetic_fake_stylegan2": ("synthetic/fake/stylegan2", 1),
@@ -167,18 +170,27 @@ def load_group(group: str, size: int = 160, margin: float = 0.3, cache_dir: Path
 
 
 FFHQ_GROUP = "synthetic_real_ffhq"
+GAN_GROUPS = ("synthetic_fake_stylegan", "synthetic_fake_stylegan2")
 FFHQ_TRAIN_FRAC, FFHQ_VAL_FRAC = 0.5, 0.25  # the rest is never trained or selected on
+# one fixed, different shuffle per synthetic/ group (77: the FFHQ split the shipped members used)
+_SPLIT_SALT = {FFHQ_GROUP: 77, GAN_GROUPS[0]: 78, GAN_GROUPS[1]: 79}
 
 
-def ffhq_split(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (train, val, held_out) of the FFHQ photos of real people, for
-    members trained with clean high-resolution real photos (``--ffhq-frac``).
-    The held-out quarter is what ``evaluate --synthetic`` scores for such
-    members, so that check stays on photos no choice was made on."""
-    rng = np.random.default_rng([seed, 77])
+def synthetic_split(group: str, n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (train, val, held_out) of a synthetic/ group, for members trained
+    on part of it (``--ffhq-frac``: FFHQ photos of real people; ``--gan-frac``:
+    StyleGAN faces): half trains, a quarter joins validation, a quarter is held
+    out. The held-out quarter is what ``evaluate --synthetic`` scores for such
+    members, so that check stays on images no choice was made on."""
+    rng = np.random.default_rng([seed, _SPLIT_SALT[group]])
     idx = rng.permutation(n)
     a, b = int(round(n * FFHQ_TRAIN_FRAC)), int(round(n * (FFHQ_TRAIN_FRAC + FFHQ_VAL_FRAC)))
     return np.sort(idx[:a]), np.sort(idx[a:b]), np.sort(idx[b:])
+
+
+def ffhq_split(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`synthetic_split` of the FFHQ photos of real people."""
+    return synthetic_split(FFHQ_GROUP, n, seed)
 
 
 def split_train_val(n: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

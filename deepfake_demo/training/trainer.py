@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import MODEL_SPECS, ModelSpec
 from .augment import augment, resize_to
-from .data import CACHE_DIR, DATA_ROOT, FFHQ_GROUP, ffhq_split, load_group, split_train_val
+from .data import CACHE_DIR, DATA_ROOT, FFHQ_GROUP, GAN_GROUPS, load_group, split_train_val, synthetic_split
 from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
 from .sbi import self_blend
 
@@ -62,6 +62,10 @@ class TrainConfig:
     # share of real samples drawn from FFHQ photos (half of synthetic/real/ffhq; a quarter joins validation,
     # a quarter stays held out for evaluate): clean, high-resolution real faces. 0 = not used.
     ffhq_frac: float = 0.0
+    # share of ALL samples drawn from StyleGAN/StyleGAN2 faces (half of each synthetic/fake group; a quarter
+    # joins validation, a quarter stays held out), taken from the two other fake kinds in proportion.
+    # Best with --ffhq-frac, so that clean 256 px photos are on both sides. 0 = not used.
+    gan_frac: float = 0.0
     aug_strength: float = 1.0
     workers: int = 1
     threads: int = 2
@@ -102,6 +106,7 @@ class TrainData:
     val_groups: list[str]
     counts: dict[str, Any] = field(default_factory=dict)
     real_ffhq: tuple[np.ndarray, np.ndarray] | None = None  # images, landmarks (--ffhq-frac)
+    fake_gan: np.ndarray | None = None  # generated faces (--gan-frac)
 
 
 def load_train_data(cfg: TrainConfig) -> TrainData:
@@ -127,24 +132,44 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     ffhq = None
     if cfg.ffhq_frac > 0:
         cs = load_group(FFHQ_GROUP, limit=cfg.groups_limit, **kw)
-        tr, va, held = ffhq_split(len(cs))
+        tr, va, held = synthetic_split(FFHQ_GROUP, len(cs))
         ffhq = (cs.images[tr], cs.landmarks[tr])
         val_im.append(cs.images[va])
         val_y += [0] * len(va)
         val_g += ["train_real_ffhq"] * len(va)
         counts["train_real_ffhq"] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
                                      "no_face": int((~cs.detected).sum())}
+    gan = None
+    if cfg.gan_frac > 0:
+        parts = []
+        for g in GAN_GROUPS:
+            cs = load_group(g, limit=cfg.groups_limit, **kw)
+            tr, va, held = synthetic_split(g, len(cs))
+            parts.append(cs.images[tr])
+            name = g.replace("synthetic_", "train_")  # train_fake_stylegan, train_fake_stylegan2
+            val_im.append(cs.images[va])
+            val_y += [1] * len(va)
+            val_g += [name] * len(va)
+            counts[name] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
+                            "no_face": int((~cs.detected).sum())}
+        gan = np.concatenate(parts)
     fake_im = np.concatenate([pools[g][0] for g in FAKE_GROUPS])
     fake_m = np.concatenate([np.full(len(pools[g][0]), i) for i, g in enumerate(FAKE_GROUPS)])
     return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
-                     np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts, ffhq)
+                     np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts, ffhq, gan)
+
+
+def _fake_val_groups(data: TrainData) -> list[str]:
+    """The fake groups of the validation split, in order: the FF++ methods, then any others (StyleGAN)."""
+    fake = {g for g, y in zip(data.val_groups, data.val_labels) if y == 1}
+    return [g for g in FAKE_GROUPS if g in fake] + sorted(fake - set(FAKE_GROUPS))
 
 
 class _EpochSet:
     """Map-style dataset for one epoch: a fixed plan of (kind, index); each item
     gets its own RNG from (seed, epoch, item), so runs are reproducible with workers."""
 
-    KINDS = ("real_ffpp", "real_utk", "fake_ffpp", "sbi", "real_ffhq")
+    KINDS = ("real_ffpp", "real_utk", "fake_ffpp", "sbi", "real_ffhq", "fake_gan")
 
     def __init__(self, data: TrainData, cfg: TrainConfig, epoch: int):
         self.d, self.cfg, self.epoch = data, cfg, epoch
@@ -157,12 +182,16 @@ class _EpochSet:
         ffhq = cfg.ffhq_frac if len(pools) > 2 else 0.0
         p = np.array([real_share * (1 - cfg.utk_frac - ffhq), real_share * cfg.utk_frac, cfg.ffpp_fake_frac,
                       cfg.sbi_frac, real_share * ffhq])
-        self.kind = rng.choice(5, size=n, p=p / p.sum())
+        gan = cfg.gan_frac if data.fake_gan is not None else 0.0
+        if gan > 0:  # generated faces take their share from the other fakes, in proportion
+            p[2:4] *= 1.0 - gan / (cfg.ffpp_fake_frac + cfg.sbi_frac)
+            p = np.r_[p, gan]
+        self.kind = rng.choice(len(p), size=n, p=p / p.sum())
         sizes = [len(data.real_ffpp[0]), len(data.real_utk[0]), len(data.fake[0]), 0,
-                 len(pools[2][0]) if len(pools) > 2 else 0]
+                 len(pools[2][0]) if len(pools) > 2 else 0, len(data.fake_gan) if gan > 0 else 0]
         self.index = np.zeros(n, np.int64)
         self.sbi_src = rng.integers(0, len(pools), n) if len(pools) > 2 else (rng.random(n) >= 0.5).astype(np.int64)
-        for k in (0, 1, 2, 4):
+        for k in (0, 1, 2, 4) + ((5,) if gan > 0 else ()):
             m = self.kind == k
             self.index[m] = rng.integers(0, sizes[k], m.sum()) if m.any() else 0
         m = self.kind == 3
@@ -190,6 +219,8 @@ class _EpochSet:
             img, y = self.d.fake[0][j], 1.0
         elif k == 4:
             img, y = self.d.real_ffhq[0][j], 0.0
+        elif k == 5:
+            img, y = self.d.fake_gan[j], 1.0
         else:
             pool = self.pools[int(self.sbi_src[i])]
             img, _ = self_blend(pool[0][j], pool[1][j], rng)
@@ -403,7 +434,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
             "val_acc": float(((pv >= 0.5) == yv).mean()),
             "val_auc_per_group": {g: roc_auc(np.r_[np.zeros(int(((yv == 0)).sum())), np.ones(int(m.sum()))],
                                              np.r_[val_logits[yv == 0], val_logits[m]])
-                                  for g in FAKE_GROUPS for m in [np.array(data.val_groups) == g]},
+                                  for g in _fake_val_groups(data) for m in [np.array(data.val_groups) == g]},
             "elapsed_s": time.time() - t0,
         }
         with open(run_dir / "metrics.jsonl", "a") as f:
