@@ -129,30 +129,22 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         val_y += [int(cs.labels[0])] * len(va)
         val_g += [g] * len(va)
         counts[g] = {"train": int(len(tr)), "val": int(len(va)), "no_face": int((~cs.detected[:n]).sum())}
-    ffhq = None
-    if cfg.ffhq_frac > 0:
-        cs = load_group(FFHQ_GROUP, limit=cfg.groups_limit, **kw)
-        tr, va, held = synthetic_split(FFHQ_GROUP, len(cs))
-        ffhq = (cs.images[tr], cs.landmarks[tr])
+
+    def synthetic_part(group: str, label: int):
+        """The train part of a synthetic/ group; its validation quarter joins the split
+        (as train_<label>_<name>), its held-out quarter is only counted."""
+        cs = load_group(group, limit=cfg.groups_limit, **kw)
+        tr, va, held = synthetic_split(group, len(cs))
+        name = group.replace("synthetic_", "train_")  # train_real_ffhq, train_fake_stylegan, ...
         val_im.append(cs.images[va])
-        val_y += [0] * len(va)
-        val_g += ["train_real_ffhq"] * len(va)
-        counts["train_real_ffhq"] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
-                                     "no_face": int((~cs.detected).sum())}
-    gan = None
-    if cfg.gan_frac > 0:
-        parts = []
-        for g in GAN_GROUPS:
-            cs = load_group(g, limit=cfg.groups_limit, **kw)
-            tr, va, held = synthetic_split(g, len(cs))
-            parts.append(cs.images[tr])
-            name = g.replace("synthetic_", "train_")  # train_fake_stylegan, train_fake_stylegan2
-            val_im.append(cs.images[va])
-            val_y += [1] * len(va)
-            val_g += [name] * len(va)
-            counts[name] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
-                            "no_face": int((~cs.detected).sum())}
-        gan = np.concatenate(parts)
+        val_y.extend([label] * len(va))
+        val_g.extend([name] * len(va))
+        counts[name] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
+                        "no_face": int((~cs.detected).sum())}
+        return cs.images[tr], cs.landmarks[tr]
+
+    ffhq = synthetic_part(FFHQ_GROUP, 0) if cfg.ffhq_frac > 0 else None
+    gan = np.concatenate([synthetic_part(g, 1)[0] for g in GAN_GROUPS]) if cfg.gan_frac > 0 else None
     fake_im = np.concatenate([pools[g][0] for g in FAKE_GROUPS])
     fake_m = np.concatenate([np.full(len(pools[g][0]), i) for i, g in enumerate(FAKE_GROUPS)])
     return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
