@@ -171,7 +171,7 @@ def load_group(group: str, size: int = 160, margin: float = 0.3, cache_dir: Path
 
 FFHQ_GROUP = "synthetic_real_ffhq"
 GAN_GROUPS = ("synthetic_fake_stylegan", "synthetic_fake_stylegan2")
-FFHQ_TRAIN_FRAC, FFHQ_VAL_FRAC = 0.5, 0.25  # the rest is never trained or selected on
+SYNTH_TRAIN_FRAC, SYNTH_VAL_FRAC = 0.5, 0.25  # of each synthetic/ group; the rest is never trained or selected on
 # one fixed, different shuffle per synthetic/ group (77: the FFHQ split the shipped members used)
 _SPLIT_SALT = {FFHQ_GROUP: 77, GAN_GROUPS[0]: 78, GAN_GROUPS[1]: 79}
 
@@ -184,7 +184,7 @@ def synthetic_split(group: str, n: int, seed: int = 1234) -> tuple[np.ndarray, n
     members, so that check stays on images no choice was made on."""
     rng = np.random.default_rng([seed, _SPLIT_SALT[group]])
     idx = rng.permutation(n)
-    a, b = int(round(n * FFHQ_TRAIN_FRAC)), int(round(n * (FFHQ_TRAIN_FRAC + FFHQ_VAL_FRAC)))
+    a, b = int(round(n * SYNTH_TRAIN_FRAC)), int(round(n * (SYNTH_TRAIN_FRAC + SYNTH_VAL_FRAC)))
     return np.sort(idx[:a]), np.sort(idx[a:b]), np.sort(idx[b:])
 
 
