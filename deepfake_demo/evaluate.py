@@ -76,6 +76,14 @@ def held_out_subsets(cards, data_root: Path | None = None) -> dict[str, np.ndarr
     return {g: synthetic_split(g, len(list_group(g, data_root or DATA_ROOT)))[2] for g in groups}
 
 
+def _gan_held_out(held: dict[str, Any] | None) -> bool:
+    """Whether the generated faces were scored on their held-out quarter only
+    (some member trained on the rest: ``--gan-frac``)."""
+    from .training.data import GAN_GROUPS
+
+    return any(g in GAN_GROUPS for g in held or {})
+
+
 def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
                    data_root: Path | None = None, subsets: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Score every member and the ensemble on the crops of ``groups`` (only the
@@ -191,10 +199,9 @@ def _fmt(v: Any) -> str:
 def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, threshold: float) -> str:
     lines = []
     held = (synth or {}).get("held_out") or {}
-    gan_held = any(g.startswith("synthetic_fake_") for g in held)
     if not held:
         synth_title = "Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)"
-    elif not gan_held:
+    elif not _gan_held_out(held):
         synth_title = ("synthetic/ (StyleGAN fakes, never trained on, vs the held-out quarter of the FFHQ photos; "
                        "members trained on another half)")
     else:
@@ -321,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{', '.join(f'{g} {len(i)} held-out' for g, i in held.items())}", flush=True)
         synth = evaluate_crops(ens, SYNTHETIC_GROUPS, thr, data_root=args.data, subsets=held)
         synth["held_out"] = {g: len(i) for g, i in held.items()}
-        gan_seen = any(g.startswith("synthetic_fake_") for g in held)
+        gan_seen = _gan_held_out(held)
         plot_roc(synth["labels"], synth["probs"], args.out / "roc_synthetic.png",
                  "ROC, synthetic/ (held-out quarters)" if gan_seen else "ROC, synthetic/ (out of domain)")
         results["synthetic"] = _strip(synth)
