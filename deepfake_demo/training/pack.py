@@ -8,7 +8,7 @@ landmarks, detection flags and source paths kept exactly. Unpacking decodes
 them back into cache files of the same names, so ``load_group`` and the
 trainer run unchanged on the other side.
 
-    python -m deepfake_demo.training.pack --out runs/pack            # train groups, quality 95
+    python -m deepfake_demo.training.pack --out runs/pack            # train groups + synthetic/, quality 95
     python -m deepfake_demo.training.pack --unpack runs/pack --cache-dir runs/cache
 
 Packs hold crops of the shared research-only data: keep them out of the
@@ -26,12 +26,12 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .data import CACHE_DIR, GROUPS, _cache_path
+from .data import CACHE_DIR, FFHQ_GROUP, GAN_GROUPS, GROUPS, _cache_path
 
 __all__ = ["pack_group", "unpack_group", "main"]
 
-# the training groups, and the FFHQ photos that --ffhq-frac trains on in part
-TRAIN_GROUPS = tuple(g for g in GROUPS if g.startswith("train_")) + ("synthetic_real_ffhq",)
+# the training groups, and the synthetic/ groups that --ffhq-frac and --gan-frac train on in part
+PACK_GROUPS = tuple(g for g in GROUPS if g.startswith("train_")) + (FFHQ_GROUP,) + GAN_GROUPS
 
 
 def _encode(image: np.ndarray, quality: int) -> bytes:
@@ -85,7 +85,7 @@ def unpack_group(pack_file: Path, cache_file: Path, threads: int = 8) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deepfake_demo.training.pack", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("groups", nargs="*", default=list(TRAIN_GROUPS), help="groups to pack (default: the train groups and the FFHQ photos)")
+    ap.add_argument("groups", nargs="*", default=list(PACK_GROUPS), help="groups to pack (default: the train groups and synthetic/)")
     ap.add_argument("--out", type=Path, help="folder to write packs into")
     ap.add_argument("--unpack", type=Path, metavar="DIR", help="decode the packs in DIR into --cache-dir")
     ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
