@@ -11,7 +11,7 @@ The candidate ships only if all three hold:
   2. ensemble AUC of StyleGAN faces against FFHQ photos (validation quarters) >= 0.75;
   3. share of the FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05.
 
-  .venv/bin/python notes/scripts/ship_check_gan.py --reference runs/shipped_before \
+  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check_gan.py --reference runs/shipped_before \
       --runs runs/efficientnet_b0_160_gan runs/legacy_xception_160_gan
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> int:
     import timm
     import torch
 
+    from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
@@ -40,14 +41,14 @@ def main() -> int:
 
     data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2, gan_frac=0.1))
     y, g = data.val_labels, np.asarray(data.val_groups)
-    old = ~np.isin(g, ["train_real_ffhq", "train_fake_stylegan", "train_fake_stylegan2"])
     synth = np.isin(g, ["train_real_ffhq", "train_fake_stylegan", "train_fake_stylegan2"])
-    ffhq = g == "train_real_ffhq"
+    old, ffhq = ~synth, g == "train_real_ffhq"
 
     ref = load_ensemble(args.reference, "cpu")
-    z = np.mean([predict_logits(m, data.val_images, c.spec) / c.spec.temperature
-                 for c, m in zip(ref.cards, ref.models)], axis=0)
-    p_ref = sigmoid(z / float(ref.ensemble_card["temperature"]))
+    # as the app combines them: each member calibrated by its card, then the ensemble card's temperature
+    p_ref = ensemble_probability([sigmoid(predict_logits(m, data.val_images, c.spec) / c.spec.temperature)
+                                  for c, m in zip(ref.cards, ref.models)],
+                                 temperature=float(ref.ensemble_card["temperature"]))
     thr_ref = float(ref.ensemble_card["threshold"])
 
     zs = []
