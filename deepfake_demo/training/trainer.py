@@ -1,7 +1,8 @@
 """Train one ensemble member on cached face crops + Self-Blended Images.
 
-Real: FF++ originals and UTKFace. Fake: the four FF++ manipulations and
-self-blended images made on the fly from the real faces. A fixed validation
+Real: FF++ originals and UTKFace (and FFHQ photos with ``--ffhq-frac``). Fake:
+the four FF++ manipulations and self-blended images made on the fly from the
+real faces (and StyleGAN faces with ``--gan-frac``). A fixed validation
 split (same for every member, so the ensemble can be validated too) is carved
 out of faces/train; temperatures are fitted on it only, and the threshold
 follows ``THRESHOLD_RULE`` (or the balanced-accuracy optimum on it).
