@@ -253,6 +253,15 @@ def test_pack_cli_refuses_missing_cache(tmp_path, capsys):
         pack.main(["--unpack", str(tmp_path / "empty")])
 
 
+def test_crop_cli_names_the_groups_when_given_a_folder(capsys):
+    from deepfake_demo.training import data
+
+    with pytest.raises(SystemExit) as exc:  # a folder path, not a group name: a message, not a KeyError
+        data.main(["faces/train/real/ffpp"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "unknown group(s) faces/train/real/ffpp" in err and "train_real_ffpp" in err
+
+
 def test_unpack_refuses_a_file_that_is_not_a_pack(tmp_path, capsys):
     from deepfake_demo.training import pack
 

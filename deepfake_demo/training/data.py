@@ -210,18 +210,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     ap = argparse.ArgumentParser(description="Re-detect and crop the shared faces into runs/cache")
-    ap.add_argument("groups", nargs="*", default=[g for g in GROUPS if g not in SYNTHETIC_GROUPS])
+    ap.add_argument("groups", nargs="*", metavar="group",
+                    help="any of: " + ", ".join(GROUPS) + " (default: all but the synthetic_ ones)")
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--margin", type=float, default=0.3)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        ap.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+    groups = args.groups or [g for g in GROUPS if g not in SYNTHETIC_GROUPS]
     torch.set_num_threads(args.threads)
     stats = {}
-    for g in args.groups:
+    for g in groups:
         cs = load_group(g, args.size, args.margin)
         stats[g] = {"n": len(cs), "no_face": int((~cs.detected).sum())}
         print(g, stats[g], flush=True)
-    (CACHE_DIR / f"stats_s{args.size}_m{args.margin:g}.json").write_text(json.dumps(stats, indent=1))
+    stats_file = CACHE_DIR / f"stats_s{args.size}_m{args.margin:g}.json"
+    if stats_file.exists():  # a run over some groups keeps the other groups' lines
+        stats = json.loads(stats_file.read_text()) | stats
+    stats_file.write_text(json.dumps(stats, indent=1))
     return 0
 
 
