@@ -1,0 +1,91 @@
+"""The ship rule for the 224 px fine-tune (committed before the run; notes/training.md, "Input size").
+
+Scores the shipped ensemble (--reference, a weights directory, on its own 160 px crop cache) and the
+candidate runs' best checkpoints (--runs, on the 224 px cache, each at its own input size) on ONE
+validation split: the FF++/UTKFace part plus the FFHQ validation quarter (``--ffhq-frac 0.2``), the
+split the shipped pair was chosen on. faces/test, the held-out FFHQ quarter and the videos play no part.
+Each candidate member's temperature, and then the ensemble's, is fitted on this split as the trainer does.
+
+  1. the candidate pair ships if its ensemble AUC on the whole split >= the reference's + 0.01 and its
+     share of FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05;
+  2. else a pair with one member swapped (candidate + shipped member) under the same two conditions,
+     the higher AUC if both pass;
+  3. else nothing ships.
+
+  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check_res.py --reference weights \
+      --runs runs/efficientnet_b0_224_ft runs/legacy_xception_224_ft
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> int:
+    import timm
+    import torch
+
+    from deepfake_demo.evaluate import verdict_shares
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
+    from deepfake_demo.training.trainer import TrainConfig, load_train_data, member_spec, predict_logits
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reference", required=True)
+    ap.add_argument("--runs", nargs="+", required=True)
+    ap.add_argument("--cache-size", type=int, default=224)
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+
+    d_ref = load_train_data(TrainConfig(input_size=160, cache_size=160, ffhq_frac=0.2))
+    d_new = load_train_data(TrainConfig(input_size=args.cache_size, cache_size=args.cache_size, ffhq_frac=0.2))
+    assert d_ref.val_groups == d_new.val_groups and np.array_equal(d_ref.val_labels, d_new.val_labels)
+    y, g = d_ref.val_labels, np.asarray(d_ref.val_groups)
+    ffhq = g == "train_real_ffhq"
+
+    # every member's validation logit, calibrated on this split (the shipped ones by their cards' T)
+    ref = load_ensemble(args.reference, "cpu")
+    shipped = {c.spec.arch: predict_logits(m, d_ref.val_images, c.spec) / c.spec.temperature
+               for c, m in zip(ref.cards, ref.models)}
+    cand = {}
+    for rd in args.runs:
+        ck = torch.load(Path(rd) / "best.pt", map_location="cpu", weights_only=False)
+        cfg = TrainConfig(**ck["config"])
+        model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
+        model.load_state_dict(ck["model"])
+        model.half().float()  # what ships is fp16
+        lg = predict_logits(model, d_new.val_images, member_spec(cfg))
+        cand[cfg.arch] = lg / fit_temperature(y, lg)
+
+    def figures(zs, temperature=None):
+        z = np.mean(zs, axis=0)
+        p = sigmoid(z / (fit_temperature(y, z) if temperature is None else temperature))
+        return {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[~ffhq], p[~ffhq]),
+                "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], 0.5)["real"]["FAKE"]}
+
+    r = figures(list(shipped.values()), float(ref.ensemble_card["temperature"]))
+    archs = list(shipped)
+    pairs = {"candidate pair": [cand[a] for a in archs]}
+    for a in archs:  # swap one member
+        pairs[f"candidate {a} + shipped {[b for b in archs if b != a][0]}"] = [
+            cand[b] if b == a else shipped[b] for b in archs]
+    rows = {}
+    for name, zs in pairs.items():
+        c = figures(zs)
+        c["passes"] = bool(c["auc_whole_split"] >= r["auc_whole_split"] + 0.01
+                           and c["ffhq_val_called_fake"] <= r["ffhq_val_called_fake"] + 0.05)
+        rows[name] = c
+    ship = "candidate pair" if rows["candidate pair"]["passes"] else max(
+        (n for n in rows if rows[n]["passes"]), key=lambda n: rows[n]["auc_whole_split"], default=None)
+    print(json.dumps({"n": {"ffpp_utk": int((~ffhq).sum()), "ffhq": int(ffhq.sum())},
+                      "members_auc": {"shipped": {a: roc_auc(y, z) for a, z in shipped.items()},
+                                      "candidate": {a: roc_auc(y, z) for a, z in cand.items()}},
+                      "reference": r, "candidates": rows, "ship": ship}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
