@@ -465,23 +465,27 @@ def _decision_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float 
     return float(threshold) if threshold is not None else best_threshold(labels, probs)
 
 
+def load_run(run_dir: str | Path, which: str = "best"):
+    """``run_dir/<which>.pt`` as (model in eval mode, its TrainConfig, the checkpoint dict)."""
+    import timm
+    import torch
+
+    ck = torch.load(Path(run_dir) / f"{which}.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**ck["config"])
+    model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
+    model.load_state_dict(ck["model"])
+    return model.eval(), cfg, ck
+
+
 def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best", name: str | None = None,
                   threshold: float | None = 0.5, **card_info: Any) -> Path:
     """Write ``run_dir/<which>.pt`` as fp16 safetensors + card into ``out_dir``,
     with the temperature fitted on the validation split only; the threshold is
     ``threshold`` on the calibrated probability (None: fitted for balanced
     accuracy on validation; see ``THRESHOLD_RULE``)."""
-    import timm
-    import torch
-
     from .export import save_member
 
-    run_dir = Path(run_dir)
-    ck = torch.load(run_dir / f"{which}.pt", map_location="cpu", weights_only=False)
-    cfg = TrainConfig(**ck["config"])
-    model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
-    model.load_state_dict(ck["model"])
-    model.eval()
+    model, cfg, ck = load_run(run_dir, which)
     if "val_logits" in ck:
         vl, vy = np.asarray(ck["val_logits"]), np.asarray(ck["val_labels"])
     else:

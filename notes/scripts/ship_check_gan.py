@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
 
 def main() -> int:
-    import timm
     import torch
 
     from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, load_train_data, member_spec, predict_logits
+    from deepfake_demo.training.trainer import TrainConfig, load_run, load_train_data, member_spec, predict_logits
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
@@ -53,10 +51,7 @@ def main() -> int:
 
     zs = []
     for rd in args.runs:
-        ck = torch.load(Path(rd) / "best.pt", map_location="cpu", weights_only=False)
-        cfg = TrainConfig(**ck["config"])
-        model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
-        model.load_state_dict(ck["model"])
+        model, cfg, _ = load_run(rd)
         model.half().float()  # what ships is fp16
         lg = predict_logits(model, data.val_images, member_spec(cfg))
         zs.append(lg / fit_temperature(y, lg))
