@@ -32,10 +32,10 @@ def main() -> int:
     torch.set_num_threads(2)
     data = load_train_data(TrainConfig(input_size=224, cache_size=224, ffhq_frac=0.2))
     y, g = data.val_labels, np.asarray(data.val_groups)
-    old = g != "train_real_ffhq"
+    ffhq = g == "train_real_ffhq"
+    old = ~ffhq
     ens = load_ensemble(args.weights, "cpu")
     thr = float(ens.ensemble_card["threshold"])
-    ffhq = g == "train_real_ffhq"
     out = {}
     for size in args.sizes:
         logits = {c.spec.arch: predict_logits(m, data.val_images, replace(c.spec, input_size=size)) / c.spec.temperature

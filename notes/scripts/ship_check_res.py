@@ -19,19 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 
 
 def main() -> int:
-    import timm
     import torch
 
+    from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, load_train_data, member_spec, predict_logits
+    from deepfake_demo.training.trainer import TrainConfig, load_run, load_train_data, member_spec, predict_logits
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
@@ -52,21 +51,22 @@ def main() -> int:
                for c, m in zip(ref.cards, ref.models)}
     cand = {}
     for rd in args.runs:
-        ck = torch.load(Path(rd) / "best.pt", map_location="cpu", weights_only=False)
-        cfg = TrainConfig(**ck["config"])
-        model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
-        model.load_state_dict(ck["model"])
+        model, cfg, _ = load_run(rd)
         model.half().float()  # what ships is fp16
         lg = predict_logits(model, d_new.val_images, member_spec(cfg))
         cand[cfg.arch] = lg / fit_temperature(y, lg)
 
-    def figures(zs, temperature=None):
-        z = np.mean(zs, axis=0)
-        p = sigmoid(z / (fit_temperature(y, z) if temperature is None else temperature))
+    def figures(zs, temperature=None, threshold=0.5):
+        """As the app combines members (aggregate.ensemble_probability); a candidate's ensemble
+        temperature is fitted on the mean calibrated logit, as fit_ensemble does."""
+        if temperature is None:
+            temperature = fit_temperature(y, np.mean(zs, axis=0))
+        p = ensemble_probability([sigmoid(z) for z in zs], temperature=temperature)
         return {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[~ffhq], p[~ffhq]),
-                "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], 0.5)["real"]["FAKE"]}
+                "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], threshold)["real"]["FAKE"]}
 
-    r = figures(list(shipped.values()), float(ref.ensemble_card["temperature"]))
+    r = figures(list(shipped.values()), float(ref.ensemble_card["temperature"]),
+                float(ref.ensemble_card["threshold"]))
     archs = list(shipped)
     pairs = {"candidate pair": [cand[a] for a in archs]}
     for a in archs:  # swap one member
