@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         "keep_epochs": "also keep every epoch's weights in run_dir/epochs/ (for --average)",
         "ffhq_frac": "share of real samples drawn from FFHQ photos of real people (half of synthetic/real/ffhq "
                      "trains, a quarter validates, a quarter stays held out for evaluate); 0 = not used",
+        "select_on": "validation figure best.pt is chosen on: val_auc (all of validation) or val_auc_ffpp (FF++ "
+                     "originals against FF++ fakes only, the part like faces/test; UTKFace/FFHQ reals flatter val_auc)",
         "gan_frac": "share of all samples drawn from StyleGAN/StyleGAN2 faces (half of each synthetic/fake group "
                     "trains, a quarter validates, a quarter stays held out), taken from the other fakes; use with "
                     "--ffhq-frac; 0 = not used",
@@ -70,9 +72,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: Sequence[str] | None = None):
     """(TrainConfig, argparse namespace) from command-line flags."""
-    from .training.trainer import TrainConfig
+    from .training.trainer import SELECT_METRICS, TrainConfig
 
     args = _parser().parse_args(argv)
+    if args.select_on not in SELECT_METRICS:
+        _parser().error(f"--select-on must be one of {', '.join(SELECT_METRICS)}, not {args.select_on!r}")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     fakes = cfg.ffpp_fake_frac + cfg.sbi_frac
     if not 0 <= cfg.gan_frac < fakes:

@@ -145,6 +145,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     assert (run / "last.pt").exists() and (run / "best.pt").exists()
     rec = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert rec["step"] == 2 and np.isfinite(rec["train_loss"]) and rec["val_temperature"] > 0
+    assert 0 <= rec["val_auc_ffpp"] <= 1
     # the cache holds crops cut by the inference crop function, with landmarks inside the crop
     cache = np.load(next((tmp_path / "cache").glob("train_real_ffpp_*.npz")))
     assert cache["images"].shape[1:] == (160, 160, 3)
@@ -181,6 +182,22 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     (tmp_path / "weights" / "ensemble.json").write_text(json.dumps(stale))
     with pytest.raises(WeightsError, match="refit"):
         load_ensemble(tmp_path / "weights")
+
+
+def test_ffpp_validation_auc_leaves_out_the_other_real_sources():
+    from deepfake_demo.training.trainer import ffpp_val_auc
+    from deepfake_demo.train import parse_config
+
+    groups = ["train_real_ffpp"] * 2 + ["train_real_utkface"] * 2 + ["train_fake_Deepfakes", "train_fake_FaceSwap"]
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    # UTKFace reals are easy (lowest scores); the FF++ originals sit between the two fakes
+    scores = np.array([0.5, 0.95, -3.0, -2.0, 0.6, 0.9])
+    assert roc_auc(labels, scores) == pytest.approx(6 / 8)
+    assert ffpp_val_auc(labels, groups, scores) == pytest.approx(2 / 4)
+    cfg, _ = parse_config(["--select-on", "val_auc_ffpp"])
+    assert cfg.select_on == "val_auc_ffpp"
+    with pytest.raises(SystemExit):
+        parse_config(["--select-on", "val_loss"])
 
 
 def test_keep_epochs_average_and_export(tmp_path):

@@ -73,6 +73,10 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
     max_minutes: float | None = None  # stop (and checkpoint) after this wall time
     keep_epochs: bool = False  # also keep every epoch's weights in run_dir/epochs/ (for average_checkpoints)
+    # the validation figure best.pt is chosen on: val_auc (all of validation) or val_auc_ffpp (FF++ originals
+    # against FF++ fakes only: the part that looks like faces/test; UTKFace and FFHQ reals are easy to tell
+    # from FF++ video frames by their look alone, which flatters val_auc)
+    select_on: str = "val_auc"
     resume: bool = True
     groups_limit: int | None = None  # use only the first N images per group (tests)
     cache_dir: str | None = None
@@ -150,6 +154,17 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     fake_m = np.concatenate([np.full(len(pools[g][0]), i) for i, g in enumerate(FAKE_GROUPS)])
     return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
                      np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts, ffhq, gan)
+
+
+SELECT_METRICS = ("val_auc", "val_auc_ffpp")
+
+
+def ffpp_val_auc(labels: np.ndarray, groups: Sequence[str], scores: np.ndarray) -> float:
+    """AUC of the FF++ originals against the FF++ fakes of a validation split:
+    the same sources and compression on both sides, as on faces/test."""
+    g = np.asarray(groups)
+    m = (g == "train_real_ffpp") | np.isin(g, FAKE_GROUPS)
+    return roc_auc(np.asarray(labels)[m], np.asarray(scores)[m])
 
 
 def _fake_val_groups(data: TrainData) -> list[str]:
@@ -351,6 +366,8 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     else:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; use onecycle or cosine")
     loss_fn = _loss_fn(cfg)
+    if cfg.select_on not in SELECT_METRICS:
+        raise ValueError(f"unknown --select-on {cfg.select_on!r}; use one of {', '.join(SELECT_METRICS)}")
 
     start_epoch, step, best, prior_s = 0, 0, {"val_auc": -1.0}, 0.0
     last = run_dir / "last.pt"
@@ -422,7 +439,8 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
             "epoch": epoch + 1, "step": step, "lr": lr_now if cfg.schedule == "time" else opt.param_groups[0]["lr"],
             "train_loss": loss_sum / max(n_seen, 1), "train_acc": correct / max(n_seen, 1),
             "train_img_per_s": n_seen / max(train_s, 1e-9), "samples": n_seen,
-            "val_auc": roc_auc(yv, val_logits), "val_log_loss_raw": log_loss(yv, sigmoid(val_logits)),
+            "val_auc": roc_auc(yv, val_logits), "val_auc_ffpp": ffpp_val_auc(yv, data.val_groups, val_logits),
+            "val_log_loss_raw": log_loss(yv, sigmoid(val_logits)),
             "val_temperature": temp, "val_log_loss": log_loss(yv, pv), "val_ece": expected_calibration_error(yv, pv),
             "val_acc": float(((pv >= 0.5) == yv).mean()),
             "val_auc_per_group": {g: roc_auc(np.r_[np.zeros(int(((yv == 0)).sum())), np.ones(int(m.sum()))],
@@ -435,8 +453,8 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()
                           if k != "val_auc_per_group"}), flush=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        if rec["val_auc"] > best["val_auc"]:
-            best = {"val_auc": rec["val_auc"], "epoch": epoch + 1, "step": step}
+        if rec[cfg.select_on] > best.get(cfg.select_on, -1.0):
+            best = {"val_auc": rec["val_auc"], "val_auc_ffpp": rec["val_auc_ffpp"], "epoch": epoch + 1, "step": step}
             torch.save({"model": state, "epoch": epoch, "val_logits": val_logits, "val_labels": yv,
                         "val_groups": data.val_groups, "config": asdict(cfg), "metrics": rec}, run_dir / "best.pt.tmp")
             (run_dir / "best.pt.tmp").replace(run_dir / "best.pt")

@@ -1,19 +1,25 @@
-"""The ship rule for the 224 px fine-tune (committed before the run; notes/training.md, "Input size").
+"""Ship rules for CPU fine-tunes of the shipped pair, each committed before its run (notes/training.md).
 
 Scores the shipped ensemble (--reference, a weights directory, on its own 160 px crop cache) and the
-candidate runs' best checkpoints (--runs, on the 224 px cache, each at its own input size) on ONE
+candidate runs' best checkpoints (--runs, on the --cache-size crop cache, each at its own input size) on ONE
 validation split: the FF++/UTKFace part plus the FFHQ validation quarter (``--ffhq-frac 0.2``), the
 split the shipped pair was chosen on. faces/test, the held-out FFHQ quarter and the videos play no part.
 Each candidate member's temperature, and then the ensemble's, is fitted on this split as the trainer does.
 
-  1. the candidate pair ships if its ensemble AUC on the whole split >= the reference's + 0.01 and its
-     share of FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05;
-  2. else a pair with one member swapped (candidate + shipped member) under the same two conditions,
-     the higher AUC if both pass;
-  3. else nothing ships.
+``--rule input-size`` (the 224 px fine-tune, "Input size"; ``--cache-size 224``):
+  the candidate ships if its ensemble AUC on the whole split >= the reference's + 0.01 and its share of
+  FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05.
+``--rule ffpp-selection`` (the fine-tune chosen on FF++-only validation AUC, "What validation measures"):
+  the candidate ships if its ensemble AUC on the FF++ part (FF++ originals against FF++ fakes) >= the
+  reference's + 0.015, its AUC on the whole split >= the reference's - 0.01, and its FFHQ share called
+  FAKE <= the reference's + 0.05.
+For either rule: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
+(candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check_res.py --reference weights \
-      --runs runs/efficientnet_b0_224_ft runs/legacy_xception_224_ft
+  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule input-size --cache-size 224 \
+      --reference weights --runs runs/efficientnet_b0_224_ft runs/legacy_xception_224_ft
+  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule ffpp-selection \
+      --reference weights --runs runs/efficientnet_b0_160_ffsel runs/legacy_xception_160_ffsel
 """
 from __future__ import annotations
 
@@ -30,12 +36,14 @@ def main() -> int:
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, load_run, load_train_data, member_spec, predict_logits
+    from deepfake_demo.training.trainer import (TrainConfig, ffpp_val_auc, load_run, load_train_data, member_spec,
+                                                predict_logits)
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
     ap.add_argument("--runs", nargs="+", required=True)
-    ap.add_argument("--cache-size", type=int, default=224)
+    ap.add_argument("--rule", required=True, choices=["input-size", "ffpp-selection"])
+    ap.add_argument("--cache-size", type=int, default=160)
     args = ap.parse_args()
     torch.set_num_threads(2)
 
@@ -63,6 +71,7 @@ def main() -> int:
             temperature = fit_temperature(y, np.mean(zs, axis=0))
         p = ensemble_probability([sigmoid(z) for z in zs], temperature=temperature)
         return {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[~ffhq], p[~ffhq]),
+                "auc_ffpp_part": ffpp_val_auc(y, g, p),
                 "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], threshold)["real"]["FAKE"]}
 
     r = figures(list(shipped.values()), float(ref.ensemble_card["temperature"]),
@@ -75,11 +84,16 @@ def main() -> int:
     rows = {}
     for name, zs in pairs.items():
         c = figures(zs)
-        c["passes"] = bool(c["auc_whole_split"] >= r["auc_whole_split"] + 0.01
-                           and c["ffhq_val_called_fake"] <= r["ffhq_val_called_fake"] + 0.05)
+        ffhq_ok = c["ffhq_val_called_fake"] <= r["ffhq_val_called_fake"] + 0.05
+        if args.rule == "input-size":
+            c["passes"] = bool(c["auc_whole_split"] >= r["auc_whole_split"] + 0.01 and ffhq_ok)
+        else:
+            c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.015
+                               and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok)
         rows[name] = c
+    key = "auc_whole_split" if args.rule == "input-size" else "auc_ffpp_part"
     ship = "candidate pair" if rows["candidate pair"]["passes"] else max(
-        (n for n in rows if rows[n]["passes"]), key=lambda n: rows[n]["auc_whole_split"], default=None)
+        (n for n in rows if rows[n]["passes"]), key=lambda n: rows[n][key], default=None)
     print(json.dumps({"n": {"ffpp_utk": int((~ffhq).sum()), "ffhq": int(ffhq.sum())},
                       "members_auc": {"shipped": {a: roc_auc(y, z) for a, z in shipped.items()},
                                       "candidate": {a: roc_auc(y, z) for a, z in cand.items()}},
