@@ -252,21 +252,26 @@ def model_card_markdown(cards, ens_card: dict | None, results_md: str, date: str
         if first.get(key):
             out += [f"## {title}", "", str(first[key]), ""]
     out += ["## Members", "", "| member | arch | input | crop margin | temperature | threshold | loss | "
-            "epochs | validation AUC | validation ECE |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "epochs | validation AUC | validation AUC, FF++ only | validation ECE |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cards:
         v = c.info.get("validation") or {}
         out.append(f"| {c.name} | `{c.spec.arch}` | {c.spec.input_size} | {c.spec.crop_margin:g} | "
                    f"{c.spec.temperature:g} | {c.spec.threshold:g} | {c.info.get('loss', '-')} | "
-                   f"{c.info.get('epochs_trained', '-')} | {_fmt(v.get('auc', '-'))} | {_fmt(v.get('ece', '-'))} |")
+                   f"{c.info.get('epochs_trained', '-')} | {_fmt(v.get('auc', '-'))} | "
+                   f"{_fmt(v.get('auc_ffpp', '-'))} | {_fmt(v.get('ece', '-'))} |")
     if ens_card:
         v = ens_card.get("validation") or {}
         out += ["", f"Ensemble: {ens_card.get('rule', '')}; temperature {ens_card['temperature']:g}, "
-                    f"threshold {ens_card['threshold']:g}; validation AUC {_fmt(v.get('auc', '-'))}, "
+                    f"threshold {ens_card['threshold']:g}; validation AUC {_fmt(v.get('auc', '-'))} "
+                    f"({_fmt(v.get('auc_ffpp', '-'))} on its FF++ part alone), "
                     f"ECE {_fmt(v.get('ece_before', '-'))} before and {_fmt(v.get('ece', '-'))} after its "
                     f"temperature (n = {v.get('n', '-')})."]
-    out += ["", "Validation is a random 10% of `faces/train` (at most 250 per folder); frames of one video "
-            "can sit on both sides, so its figures are optimistic. The figures below are on data no choice "
-            "was made on.", "", "## Evaluation", "", results_md, "",
+    out += ["", "Validation is a random 10% of `faces/train` (at most 250 per folder). Its reals include "
+            "UTKFace (and FFHQ) photos, which are easy to tell from FF++ video frames by their look alone, so "
+            "its AUC is optimistic; the FF++-only figure (FF++ originals against FF++ fakes) is the one like "
+            "faces/test (notes/training.md, \"What validation measures\"). The figures below are on data no "
+            "choice was made on.", "", "## Evaluation", "", results_md, "",
             "![ROC on faces/test](roc_faces_test.png) ![Reliability on faces/test](reliability_faces_test.png)",
             "", "## Reproduce", ""]
     for c in cards:

@@ -154,6 +154,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     card = export_member(run, tmp_path / "weights", reproduce="pytest")
     info = json.loads(card.read_text())
     assert info["input_size"] == 64 and info["temperature"] > 0 and info["reproduce"] == "pytest"
+    assert info["validation"]["auc_ffpp"] == pytest.approx(rec["val_auc_ffpp"])
     ens = load_ensemble(tmp_path / "weights")  # strict load + sha256 check, as inference does
     crops = np.zeros((2, 64, 64, 3), np.uint8)
     out = ens.run("efficientnet_b0", crops, with_cam=False)
@@ -170,6 +171,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     ens_card = json.loads(fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights").read_text())
     assert ens_card["members"] == ["efficientnet_b0", "resnet10t"] and "arch" not in ens_card
     assert ens_card["temperature"] > 0 and 0 < ens_card["threshold"] < 1
+    assert 0 <= ens_card["validation"]["auc_ffpp"] <= 1
     ens = load_ensemble(tmp_path / "weights")
     assert ens.names == ["efficientnet_b0", "resnet10t"]  # ensemble.json is not read as a member
     assert ens.temperature() == ens_card["temperature"] and ens.threshold() == ens_card["threshold"]

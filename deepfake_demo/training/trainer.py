@@ -517,6 +517,8 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
     val = {"auc": roc_auc(vy, vl), "log_loss": log_loss(vy, pv), "ece": expected_calibration_error(vy, pv),
            "n": int(len(vy)), "n_fake": int(vy.sum()), "epoch": int(ck["epoch"]) + 1,
            "balanced_accuracy_threshold": round(best_threshold(vy, pv), 4)}
+    if "val_groups" in ck:  # the FF++-only figure, the part of validation that looks like faces/test
+        val["auc_ffpp"] = ffpp_val_auc(vy, ck["val_groups"], vl)
     if threshold is not None:
         card_info.setdefault("threshold_rule", THRESHOLD_RULE)
     if "averaged_epochs" in ck:
@@ -602,7 +604,7 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
 
     weights_dir = Path(weights_dir)
     cards = {c.name: c for c in read_cards(weights_dir)}
-    calibrated, labels, names = [], None, []
+    calibrated, labels, names, groups = [], None, [], None
     for rd in run_dirs:  # a run directory (its best.pt) or a checkpoint file in best.pt's format
         ck = torch.load(Path(rd) if Path(rd).is_file() else Path(rd) / "best.pt", map_location="cpu",
                         weights_only=False)
@@ -617,6 +619,7 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
         if labels is not None and not np.array_equal(labels, y):
             raise ValueError(f"{rd}: validation split differs from the other runs'")
         labels = y
+        groups = ck.get("val_groups", groups)
         calibrated.append(np.asarray(ck["val_logits"], np.float64) / cards[name].spec.temperature)
         names.append(name)
     z = np.mean(calibrated, axis=0)  # what aggregate.ensemble_probability averages, before its temperature
@@ -639,6 +642,8 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
                        "n_fake": int(labels.sum()), "balanced_accuracy_threshold": round(best_threshold(labels, p), 4)},
         **info,
     }
+    if groups is not None:
+        card["validation"]["auc_ffpp"] = ffpp_val_auc(labels, groups, p)
     out = weights_dir / ENSEMBLE_CARD
     out.write_text(json.dumps(card, indent=2, default=float) + "\n")
     return out
