@@ -250,7 +250,11 @@ def model_card_markdown(cards, ens_card: dict | None, results_md: str, date: str
                        ("training_data", "Training data"), ("limits", "Limits"),
                        ("compute_note", "What a GPU run would change"), ("license", "Licence")):
         if first.get(key):
-            out += [f"## {title}", "", str(first[key]), ""]
+            out += [f"## {title}", ""]
+            if key == "description":  # the text is a member's: say first what the ensemble is
+                out += [f"An ensemble of {len(cards)} timm CNNs ({', '.join(f'`{c.spec.arch}`' for c in cards)}) "
+                        "whose calibrated logits are averaged (see Members). What each member is:", ""]
+            out += [str(first[key]), ""]
     out += ["## Members", "", "| member | arch | input | crop margin | temperature | threshold | loss | "
             "epochs | validation AUC | validation AUC, FF++ only | validation ECE |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]

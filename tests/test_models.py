@@ -127,12 +127,14 @@ def test_human_readable_model_card(tiny_weights):
 
     cards = read_cards(tiny_weights)
     ens = {"members": sorted(c.name for c in cards), "temperature": 1.2, "threshold": 0.45, "rule": "r",
-           "validation": {"auc": 0.9, "ece_before": 0.08, "ece": 0.02, "n": 10}, "reproduce": "python -m x"}
+           "validation": {"auc": 0.9, "auc_ffpp": 0.79, "ece_before": 0.08, "ece": 0.02, "n": 10},
+           "reproduce": "python -m x"}
     md = model_card_markdown(cards, ens, "| results |", "2026-01-01")
     assert md.startswith("# ") and "| results |" in md and "python -m x" in md
     for c in cards:
         assert f"| {c.name} | `{c.spec.arch}` | {c.spec.input_size} |" in md
     assert "threshold 0.45" in md and "0.080 before and 0.020 after" in md
+    assert "validation AUC 0.900 (0.790 on its FF++ part alone)" in md
 
 
 def test_verdict_shares_follow_the_apps_band():
