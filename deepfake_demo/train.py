@@ -15,7 +15,7 @@ __all__ = ["main", "parse_config"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .training.trainer import TrainConfig
+    from .training.trainer import SELECT_METRICS, TrainConfig
 
     ap = argparse.ArgumentParser(prog="python -m deepfake_demo.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                     "trains, a quarter validates, a quarter stays held out), taken from the other fakes; use with "
                     "--ffhq-frac; 0 = not used",
     }
+    choices = {"select_on": SELECT_METRICS}
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
         d = getattr(defaults, f.name)
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
             typ = int
         elif f.type in ("float | None",):
             typ = float
-        ap.add_argument(name, type=typ, default=d, help=helps.get(f.name))
+        ap.add_argument(name, type=typ, default=d, help=helps.get(f.name), choices=choices.get(f.name))
     ap.add_argument("--export", metavar="DIR", help="after training, write the best checkpoint to DIR as a member")
     ap.add_argument("--export-only", action="store_true", help="skip training; export the run's best checkpoint")
     ap.add_argument("--card-json", help="JSON file of extra keys for the model card")
@@ -72,11 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def parse_config(argv: Sequence[str] | None = None):
     """(TrainConfig, argparse namespace) from command-line flags."""
-    from .training.trainer import SELECT_METRICS, TrainConfig
+    from .training.trainer import TrainConfig
 
     args = _parser().parse_args(argv)
-    if args.select_on not in SELECT_METRICS:
-        _parser().error(f"--select-on must be one of {', '.join(SELECT_METRICS)}, not {args.select_on!r}")
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
     fakes = cfg.ffpp_fake_frac + cfg.sbi_frac
     if not 0 <= cfg.gan_frac < fakes:

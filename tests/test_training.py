@@ -192,7 +192,7 @@ def test_ffpp_validation_auc_leaves_out_the_other_real_sources():
 
     groups = ["train_real_ffpp"] * 2 + ["train_real_utkface"] * 2 + ["train_fake_Deepfakes", "train_fake_FaceSwap"]
     labels = np.array([0, 0, 0, 0, 1, 1])
-    # UTKFace reals are easy (lowest scores); the FF++ originals sit between the two fakes
+    # UTKFace reals are easy (lowest scores); the FF++ originals straddle the two fakes
     scores = np.array([0.5, 0.95, -3.0, -2.0, 0.6, 0.9])
     assert roc_auc(labels, scores) == pytest.approx(6 / 8)
     assert ffpp_val_auc(labels, groups, scores) == pytest.approx(2 / 4)
