@@ -9,7 +9,7 @@ how much, and what it does to the shipped pair's validation figures:
    correlation: 1 = the same picture);
 2. each validation crop gets its nearest neighbour among the *training* crops
    of its own group, and, for reference, each faces/test crop its nearest
-   neighbour among the training crops of its group (faces/test comes from
+   neighbour among the same training crops (faces/test comes from
    other videos, so that is what "unseen" looks like);
 3. the shipped ensemble's validation AUC on all of validation and on the part
    whose nearest training neighbour is below a similarity cut;
@@ -45,10 +45,9 @@ def main() -> int:
 
     from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.data import load_group, split_train_val
+    from deepfake_demo.training.data import load_group
     from deepfake_demo.training.metrics import roc_auc, sigmoid
-    from deepfake_demo.training.trainer import (FAKE_GROUPS, REAL_GROUPS, SPLIT_SEED, TrainConfig,
-                                                load_train_data, predict_logits)
+    from deepfake_demo.training.trainer import FAKE_GROUPS, TrainConfig, load_train_data, predict_logits
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="weights")
@@ -59,21 +58,18 @@ def main() -> int:
     data = load_train_data(cfg)
     y, g = data.val_labels, np.asarray(data.val_groups)
 
-    # nearest training neighbour of each validation crop, within its group (same split as load_train_data)
-    sim = np.ones(len(y), np.float32)  # FFHQ quarter: photos of different people, counted as unseen below
-    sim[g == "train_real_ffhq"] = 0.0
+    # nearest training neighbour of each validation crop, within its group: the train pools load_train_data built
+    train_pool = {"train_real_ffpp": data.real_ffpp[0], "train_real_utkface": data.real_utk[0],
+                  **{grp: data.fake[0][data.fake[1] == i] for i, grp in enumerate(FAKE_GROUPS)}}
+    sim = np.zeros(len(y), np.float32)  # FFHQ quarter: photos of different people, counted as unseen below
     quant, test_q = {}, {}
-    for grp in REAL_GROUPS + FAKE_GROUPS:
-        cs = load_group(grp, size=160, margin=0.3)
-        tr, va = split_train_val(len(cs), cfg.val_frac, SPLIT_SEED)
-        va = va[: cfg.val_max_per_group]
-        s = nn_sim(cs.images[va], cs.images[tr])
+    for grp, pool in train_pool.items():
+        s = nn_sim(data.val_images[g == grp], pool)
         sim[g == grp] = s
         quant[grp] = [round(float(v), 3) for v in np.quantile(s, [0.1, 0.25, 0.5, 0.75, 0.9])]
-        tgrp = grp.replace("train_", "test_")
         if grp != "train_real_utkface":
-            ts = load_group(tgrp, size=160, margin=0.3)
-            st = nn_sim(ts.images, cs.images)
+            tgrp = grp.replace("train_", "test_")
+            st = nn_sim(load_group(tgrp, size=160, margin=0.3).images, pool)
             test_q[tgrp] = [round(float(v), 3) for v in np.quantile(st, [0.1, 0.25, 0.5, 0.75, 0.9])]
     print("validation -> train nearest-neighbour similarity, quantiles 10/25/50/75/90 %:")
     for k, v in quant.items():
