@@ -26,10 +26,10 @@ ENSEMBLE = "ensemble"
 
 
 def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path | None,
-                  subsets: dict[str, np.ndarray] | None = None):
+                  subsets: dict[str, np.ndarray] | None = None, transform=None):
     """Test crops for one member: cached crops at ``cache_size`` (cut by
-    ``crop_face`` at the member's margin), resized to its input size; only the
-    indices in ``subsets[group]`` where given."""
+    ``crop_face`` at the member's margin), passed through ``transform`` if
+    given, resized to its input size; only the indices in ``subsets[group]`` where given."""
     from .training.augment import resize_to
     from .training.data import load_group
 
@@ -38,7 +38,8 @@ def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path 
     for g in groups:
         cs = load_group(g, size=max(cache_size, spec.input_size), margin=spec.crop_margin, **kw)
         keep = np.arange(len(cs)) if not subsets or g not in subsets else subsets[g]
-        ims.append(np.stack([resize_to(cs.images[i], spec.input_size) for i in keep]))
+        tf = transform or (lambda im: im)
+        ims.append(np.stack([resize_to(tf(cs.images[i]), spec.input_size) for i in keep]))
         ys.append(cs.labels[keep])
         gs += [g] * len(keep)
     return np.concatenate(ims), np.concatenate(ys), np.asarray(gs)
@@ -85,9 +86,11 @@ def _gan_held_out(held: dict[str, Any] | None) -> bool:
 
 
 def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size: int = 160,
-                   data_root: Path | None = None, subsets: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                   data_root: Path | None = None, subsets: dict[str, np.ndarray] | None = None,
+                   transform=None) -> dict[str, Any]:
     """Score every member and the ensemble on the crops of ``groups`` (only the
-    indices in ``subsets[group]`` where given).
+    indices in ``subsets[group]`` where given; each crop first passed through
+    ``transform``, e.g. a degradation, where given).
     Returns {"labels", "groups", "probs": {name: (N,)}, "metrics": {name: {...}}}."""
     from .aggregate import ensemble_probability
     from .training.metrics import roc_auc, summarize
@@ -95,7 +98,7 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
     probs: dict[str, np.ndarray] = {}
     labels = groups_arr = None
     for card in ensemble.cards:
-        crops, y, g = _member_crops(card.spec, groups, cache_size, data_root, subsets)
+        crops, y, g = _member_crops(card.spec, groups, cache_size, data_root, subsets, transform)
         t = time.time()
         out = ensemble.run(card.name, crops, with_cam=False, batch_size=32)
         print(f"{card.name}: {len(crops)} crops in {time.time() - t:.1f} s", flush=True)

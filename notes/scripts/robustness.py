@@ -37,45 +37,33 @@ CONDITIONS = [("none", 0), ("jpeg", 90), ("jpeg", 70), ("jpeg", 50), ("jpeg", 30
 
 
 def main() -> int:
+    import functools
+
     import torch
 
-    from deepfake_demo.aggregate import ensemble_probability
-    from deepfake_demo.evaluate import verdict_shares
+    from deepfake_demo.evaluate import ENSEMBLE, evaluate_crops
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.augment import resize_to
-    from deepfake_demo.training.data import load_group
-    from deepfake_demo.training.metrics import roc_auc
+    from deepfake_demo.training.data import TEST_GROUPS
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="weights")
     args = ap.parse_args()
     torch.set_num_threads(2)
     ens = load_ensemble(args.weights, "cpu")
-    groups = ["test_real_ffpp", "test_fake_Deepfakes", "test_fake_Face2Face", "test_fake_FaceSwap",
-              "test_fake_NeuralTextures"]
-    sets = [load_group(g, size=160, margin=ens.cards[0].spec.crop_margin) for g in groups]
-    assert all(c.spec.crop_margin == ens.cards[0].spec.crop_margin for c in ens.cards)
-    images = np.concatenate([s.images for s in sets])
-    labels = np.concatenate([s.labels for s in sets])
     thr = ens.threshold()
-    rows = {}
+    rows, n = {}, None
     for kind, value in CONDITIONS:
-        deg = np.stack([degrade(im, kind, value) for im in images])
-        probs = {}
-        for card in ens.cards:
-            crops = np.stack([resize_to(im, card.spec.input_size) for im in deg])
-            probs[card.name] = ens.run(card.name, crops, with_cam=False, batch_size=32).probs.astype(np.float64)
-        p = ensemble_probability(dict(probs), temperature=ens.temperature())
-        v = verdict_shares(labels, p, thr)
+        res = evaluate_crops(ens, TEST_GROUPS, thr, transform=functools.partial(degrade, kind=kind, value=value))
+        m, v = res["metrics"][ENSEMBLE], res["metrics"][ENSEMBLE]["verdicts"]
+        n = res["labels"]
         name = kind if kind == "none" else f"{kind} {value:g}"
-        rows[name] = {"auc": round(roc_auc(labels, p), 4),
-                      "members_auc": {k: round(roc_auc(labels, q), 4) for k, q in probs.items()},
-                      "mean_p_real": round(float(p[labels == 0].mean()), 3),
-                      "mean_p_fake": round(float(p[labels == 1].mean()), 3),
+        rows[name] = {"auc": round(m["auc"], 4),
+                      "members_auc": {k: round(res["metrics"][k]["auc"], 4) for k in res["metrics"] if k != ENSEMBLE},
+                      "mean_p_real": round(m["mean_prob_real"], 3), "mean_p_fake": round(m["mean_prob_fake"], 3),
                       "real_called_FAKE": round(v["real"]["FAKE"], 3), "real_called_REAL": round(v["real"]["REAL"], 3),
                       "fake_called_FAKE": round(v["fake"]["FAKE"], 3), "fake_called_REAL": round(v["fake"]["REAL"], 3)}
         print(name, rows[name], flush=True)
-    print(json.dumps({"weights": args.weights, "n": int(len(labels)), "n_fake": int(labels.sum()),
+    print(json.dumps({"weights": args.weights, "n": int(len(n)), "n_fake": int(n.sum()),
                       "threshold": thr, "conditions": rows}, indent=1))
     return 0
 
