@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                      "trains, a quarter validates, a quarter stays held out for evaluate); 0 = not used",
         "select_on": "validation figure best.pt is chosen on: val_auc (all of validation) or val_auc_ffpp (FF++ "
                      "originals against FF++ fakes only, the part like faces/test; UTKFace/FFHQ reals flatter val_auc)",
+        "soften_frac": "share of samples, real and fake alike, that first lose most of their detail (strong "
+                       "blur or a face 20-40 %% of the crop wide): such faces should read as little evidence, "
+                       "not as FAKE; 0 = not used",
         "gan_frac": "share of all samples drawn from StyleGAN/StyleGAN2 faces (half of each synthetic/fake group "
                     "trains, a quarter validates, a quarter stays held out), taken from the other fakes; use with "
                     "--ffhq-frac; 0 = not used",

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..config import MODEL_SPECS, ModelSpec
-from .augment import augment, resize_to
+from .augment import augment, resize_to, soften
 from .data import CACHE_DIR, DATA_ROOT, FFHQ_GROUP, GAN_GROUPS, load_group, split_train_val, synthetic_split
 from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
 from .sbi import self_blend
@@ -68,6 +68,9 @@ class TrainConfig:
     # Best with --ffhq-frac, so that clean 256 px photos are on both sides. 0 = not used.
     gan_frac: float = 0.0
     aug_strength: float = 1.0
+    # share of samples (real and fake alike, self-blends included) that lose most of their detail first
+    # (augment.soften: strong blur or a tiny face); 0 = not used, and the other draws stay as they were
+    soften_frac: float = 0.0
     workers: int = 1
     threads: int = 2
     max_steps: int | None = None  # stop after this many optimiser steps (smoke tests)
@@ -233,6 +236,10 @@ class _EpochSet:
             pool = self.pools[int(self.sbi_src[i])]
             img, _ = self_blend(pool[0][j], pool[1][j], rng)
             y = 1.0
+        if self.cfg.soften_frac > 0:  # its own RNG: the other draws stay those of a run without it
+            r2 = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 11])
+            if r2.random() < self.cfg.soften_frac:
+                img = soften(img, r2)
         out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
         return torch.from_numpy(out), torch.tensor(y, dtype=torch.float32)
 

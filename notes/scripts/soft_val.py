@@ -1,0 +1,69 @@
+"""How an ensemble's verdicts on validation faces move when the faces lose detail (2026-11-23, fifth session).
+
+The validation split of ``faces/train`` (the one every member is selected and calibrated on, with
+``--ffhq-frac 0.2``'s FFHQ quarter) is scored as it is, blurred (sigma 1 and 2 px at 160 px) and shrunk to
+a 56 px face. For each: the ensemble's AUC on the FF++ part (originals against the four manipulations,
+the part like faces/test) and on the whole split, and the share of FF++ originals, UTKFace photos and
+fakes called FAKE at the ensemble's threshold plus the app's band. No test crop is read: the ship rule of
+the ``--soften-frac`` fine-tune (notes/training.md) is decided on this output.
+
+  PYTHONPATH=. .venv/bin/python notes/scripts/soft_val.py [--weights weights] [--out notes/logs/soft_val.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+
+CONDITIONS = {
+    "none": None,
+    "blur 1": lambda x: cv2.GaussianBlur(x, (0, 0), 1.0),
+    "blur 2": lambda x: cv2.GaussianBlur(x, (0, 0), 2.0),
+    "face_px 56": lambda x: cv2.resize(cv2.resize(x, (56, 56), interpolation=cv2.INTER_AREA), x.shape[:2][::-1],
+                                       interpolation=cv2.INTER_CUBIC),
+}
+
+
+def main() -> int:
+    import torch
+
+    from deepfake_demo.aggregate import ensemble_probability
+    from deepfake_demo.config import DECISION
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.augment import resize_to
+    from deepfake_demo.training.metrics import roc_auc
+    from deepfake_demo.training.trainer import TrainConfig, ffpp_val_auc, load_train_data
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default="weights")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
+    y, g = data.val_labels, np.asarray(data.val_groups)
+    ens = load_ensemble(args.weights, "cpu")
+    fake_at = ens.threshold() + DECISION.uncertain_band
+    rows = {}
+    for name, f in CONDITIONS.items():
+        ims = data.val_images if f is None else np.stack([f(i) for i in data.val_images])
+        probs = {c.name: ens.run(c.name, np.stack([resize_to(i, c.spec.input_size) for i in ims]), with_cam=False,
+                                 batch_size=64).probs.astype(np.float64) for c in ens.cards}
+        p = ensemble_probability(probs, temperature=ens.temperature())
+        called = lambda m: round(float((p[m] >= fake_at).mean()), 3)  # noqa: E731
+        rows[name] = {"auc_ffpp": round(ffpp_val_auc(y, g, p), 4), "auc": round(roc_auc(y, p), 4),
+                      "ffpp_real_called_FAKE": called(g == "train_real_ffpp"),
+                      "utkface_called_FAKE": called(g == "train_real_utkface"),
+                      "ffhq_called_FAKE": called(g == "train_real_ffhq"),
+                      "fake_called_FAKE": called(y == 1)}
+        print(name, rows[name], flush=True)
+    out = {"weights": args.weights, "n": int(len(y)), "fake_at": round(fake_at, 4), "conditions": rows}
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
