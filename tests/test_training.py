@@ -398,3 +398,38 @@ def test_init_weights_load_from_a_run_or_an_export(tmp_path):
     with pytest.raises(RuntimeError):
         timm.create_model("efficientnet_b0", pretrained=False, num_classes=1).load_state_dict(
             _load_weights(str(tmp_path / "best.pt")), strict=True)
+
+
+def _detail(img: np.ndarray) -> float:
+    """Laplacian standard deviation of the grey image: how much fine detail a crop carries."""
+    import cv2
+
+    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).std())
+
+
+def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp_path):
+    """--soften-frac: a share of samples, real and fake alike, lose most of their
+    detail before augmentation; every other sample is byte for byte what it was."""
+    need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.training.augment import soften
+    from deepfake_demo.training.trainer import TrainConfig, _EpochSet, load_train_data
+
+    base = dict(input_size=96, samples_per_epoch=120, groups_limit=8, val_frac=0.25, cache_dir=str(tmp_path / "cache"))
+    data = load_train_data(TrainConfig(**base))
+    for seed in range(6):  # on real face crops, each draw of soften removes most of the detail
+        face = data.real_ffpp[0][seed % len(data.real_ffpp[0])]
+        out = soften(face, np.random.default_rng(seed))
+        assert out.shape == face.shape and out.dtype == np.uint8
+        assert _detail(out) < 0.75 * _detail(face)
+    plain, soft = _EpochSet(data, TrainConfig(**base), 2), _EpochSet(data, TrainConfig(**base, soften_frac=0.5), 2)
+    assert (plain.kind == soft.kind).all() and (plain.index == soft.index).all()
+    changed, labels = [], []
+    for i in range(len(plain)):
+        (a, ya), (b, yb) = plain[i], soft[i]
+        assert float(ya) == float(yb)
+        if not np.array_equal(a.numpy(), b.numpy()):
+            changed.append(_detail(b.numpy()) < _detail(a.numpy()))
+            labels.append(float(yb))
+    assert 40 <= len(changed) <= 80  # about half of 120
+    assert np.mean(changed) > 0.9  # and those carry less detail than the same draw unsoftened
+    assert set(labels) == {0.0, 1.0}  # real and fake samples alike
