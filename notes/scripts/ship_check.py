@@ -13,19 +13,27 @@ Each candidate member's temperature, and then the ensemble's, is fitted on this 
   the candidate ships if its ensemble AUC on the FF++ part (FF++ originals against FF++ fakes) >= the
   reference's + 0.015, its AUC on the whole split >= the reference's - 0.01, and its FFHQ share called
   FAKE <= the reference's + 0.05.
-For either rule: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
+``--rule soften`` (the ``--soften-frac`` fine-tune, "Soft faces"; the figures of notes/scripts/soft_val.py,
+  here also for the one-member swaps): the candidate ships if, as is, its FF++-part AUC >= the reference's - 0.01,
+  its whole-split AUC >= the reference's - 0.01 and its FFHQ share called FAKE <= the reference's + 0.05; and,
+  with every validation crop blurred (Gaussian sigma 2), its share of FF++ originals called FAKE <= 0.25 and
+  its FF++-part AUC >= the reference's.
+For any rule: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 
   PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule input-size --cache-size 224 \
       --reference weights --runs runs/efficientnet_b0_224_ft runs/legacy_xception_224_ft
   PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule ffpp-selection \
       --reference weights --runs runs/efficientnet_b0_160_ffsel runs/legacy_xception_160_ffsel
+  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule soften \
+      --reference weights --runs runs/efficientnet_b0_160_soften runs/legacy_xception_160_soften
 """
 from __future__ import annotations
 
 import argparse
 import json
 
+import cv2
 import numpy as np
 
 
@@ -42,7 +50,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
     ap.add_argument("--runs", nargs="+", required=True)
-    ap.add_argument("--rule", required=True, choices=["input-size", "ffpp-selection"])
+    ap.add_argument("--rule", required=True, choices=["input-size", "ffpp-selection", "soften"])
     ap.add_argument("--cache-size", type=int, default=160)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -55,43 +63,64 @@ def main() -> int:
 
     # every member's validation logit, calibrated on this split (the shipped ones by their cards' T)
     ref = load_ensemble(args.reference, "cpu")
-    shipped = {c.spec.arch: predict_logits(m, d_ref.val_images, c.spec) / c.spec.temperature
-               for c, m in zip(ref.cards, ref.models)}
-    cand = {}
+    blur = args.rule == "soften"  # also every crop blurred (sigma 2 at 160 px), same temperatures
+    blurred = lambda ims: np.stack([cv2.GaussianBlur(i, (0, 0), 2.0 * i.shape[0] / 160) for i in ims])  # noqa: E731
+    shipped, shipped_b = {}, {}
+    for c, m in zip(ref.cards, ref.models):
+        shipped[c.spec.arch] = predict_logits(m, d_ref.val_images, c.spec) / c.spec.temperature
+        if blur:
+            shipped_b[c.spec.arch] = predict_logits(m, blurred(d_ref.val_images), c.spec) / c.spec.temperature
+    cand, cand_b = {}, {}
     for rd in args.runs:
         model, cfg, _ = load_run(rd)
         model.half().float()  # what ships is fp16
         lg = predict_logits(model, d_new.val_images, member_spec(cfg))
-        cand[cfg.arch] = lg / fit_temperature(y, lg)
+        t = fit_temperature(y, lg)
+        cand[cfg.arch] = lg / t
+        if blur:
+            cand_b[cfg.arch] = predict_logits(model, blurred(d_new.val_images), member_spec(cfg)) / t
 
-    def figures(zs, temperature=None, threshold=0.5):
+    def figures(zs, temperature=None, threshold=0.5, zs_blur=None):
         """As the app combines members (aggregate.ensemble_probability); a candidate's ensemble
         temperature is fitted on the mean calibrated logit, as fit_ensemble does."""
         if temperature is None:
             temperature = fit_temperature(y, np.mean(zs, axis=0))
         p = ensemble_probability([sigmoid(z) for z in zs], temperature=temperature)
-        return {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[~ffhq], p[~ffhq]),
-                "auc_ffpp_part": ffpp_val_auc(y, g, p),
-                "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], threshold)["real"]["FAKE"]}
+        out = {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[~ffhq], p[~ffhq]),
+               "auc_ffpp_part": ffpp_val_auc(y, g, p),
+               "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], threshold)["real"]["FAKE"]}
+        if zs_blur is not None:
+            pb = ensemble_probability([sigmoid(z) for z in zs_blur], temperature=temperature)
+            ff = g == "train_real_ffpp"
+            out["blur2_auc_ffpp_part"] = ffpp_val_auc(y, g, pb)
+            out["blur2_ffpp_real_called_fake"] = verdict_shares(y[ff], pb[ff], threshold)["real"]["FAKE"]
+            out["blur2_fake_called_fake"] = verdict_shares(y[y == 1], pb[y == 1], threshold)["fake"]["FAKE"]
+        return out
 
     r = figures(list(shipped.values()), float(ref.ensemble_card["temperature"]),
-                float(ref.ensemble_card["threshold"]))
+                float(ref.ensemble_card["threshold"]), list(shipped_b.values()) if blur else None)
     archs = list(shipped)
-    pairs = {"candidate pair": [cand[a] for a in archs]}
+    pairs = {"candidate pair": ([cand[a] for a in archs], [cand_b[a] for a in archs] if blur else None)}
     for a in archs:  # swap one member
-        pairs[f"candidate {a} + shipped {[b for b in archs if b != a][0]}"] = [
-            cand[b] if b == a else shipped[b] for b in archs]
+        pairs[f"candidate {a} + shipped {[b for b in archs if b != a][0]}"] = (
+            [cand[b] if b == a else shipped[b] for b in archs],
+            [cand_b[b] if b == a else shipped_b[b] for b in archs] if blur else None)
     rows = {}
-    for name, zs in pairs.items():
-        c = figures(zs)
+    for name, (zs, zs_b) in pairs.items():
+        c = figures(zs, zs_blur=zs_b)
         ffhq_ok = c["ffhq_val_called_fake"] <= r["ffhq_val_called_fake"] + 0.05
-        if args.rule == "input-size":
+        if args.rule == "soften":
+            c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] - 0.01
+                               and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok
+                               and c["blur2_ffpp_real_called_fake"] <= 0.25
+                               and c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"])
+        elif args.rule == "input-size":
             c["passes"] = bool(c["auc_whole_split"] >= r["auc_whole_split"] + 0.01 and ffhq_ok)
         else:
             c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.015
                                and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok)
         rows[name] = c
-    key = "auc_whole_split" if args.rule == "input-size" else "auc_ffpp_part"
+    key = "auc_whole_split" if args.rule == "input-size" else "auc_ffpp_part"  # soften: the higher FF++ AUC
     ship = "candidate pair" if rows["candidate pair"]["passes"] else max(
         (n for n in rows if rows[n]["passes"]), key=lambda n: rows[n][key], default=None)
     print(json.dumps({"n": {"ffpp_utk": int((~ffhq).sum()), "ffhq": int(ffhq.sum())},
