@@ -33,8 +33,8 @@ from __future__ import annotations
 import argparse
 import json
 
-import cv2
 import numpy as np
+from robustness import degrade  # the blur robustness.py and soft_val.py apply
 
 
 def main() -> int:
@@ -63,13 +63,15 @@ def main() -> int:
 
     # every member's validation logit, calibrated on this split (the shipped ones by their cards' T)
     ref = load_ensemble(args.reference, "cpu")
-    blur = args.rule == "soften"  # also every crop blurred (sigma 2 at 160 px), same temperatures
-    blurred = lambda ims: np.stack([cv2.GaussianBlur(i, (0, 0), 2.0 * i.shape[0] / 160) for i in ims])  # noqa: E731
+    blur = args.rule == "soften"  # also every crop blurred (sigma 2), scored with the same temperatures
+    if blur and args.cache_size != 160:
+        ap.error("--rule soften blurs 160 px crops (sigma 2 px, as soft_val.py); leave --cache-size at 160")
+    val_blurred = np.stack([degrade(i, "blur", 2.0) for i in d_ref.val_images]) if blur else None
     shipped, shipped_b = {}, {}
     for c, m in zip(ref.cards, ref.models):
         shipped[c.spec.arch] = predict_logits(m, d_ref.val_images, c.spec) / c.spec.temperature
         if blur:
-            shipped_b[c.spec.arch] = predict_logits(m, blurred(d_ref.val_images), c.spec) / c.spec.temperature
+            shipped_b[c.spec.arch] = predict_logits(m, val_blurred, c.spec) / c.spec.temperature
     cand, cand_b = {}, {}
     for rd in args.runs:
         model, cfg, _ = load_run(rd)
@@ -78,7 +80,7 @@ def main() -> int:
         t = fit_temperature(y, lg)
         cand[cfg.arch] = lg / t
         if blur:
-            cand_b[cfg.arch] = predict_logits(model, blurred(d_new.val_images), member_spec(cfg)) / t
+            cand_b[cfg.arch] = predict_logits(model, val_blurred, member_spec(cfg)) / t
 
     def figures(zs, temperature=None, threshold=0.5, zs_blur=None):
         """As the app combines members (aggregate.ensemble_probability); a candidate's ensemble

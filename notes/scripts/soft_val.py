@@ -14,16 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import cv2
 import numpy as np
+from robustness import degrade  # the degradations robustness.py applies to faces/test
 
-CONDITIONS = {
-    "none": None,
-    "blur 1": lambda x: cv2.GaussianBlur(x, (0, 0), 1.0),
-    "blur 2": lambda x: cv2.GaussianBlur(x, (0, 0), 2.0),
-    "face_px 56": lambda x: cv2.resize(cv2.resize(x, (56, 56), interpolation=cv2.INTER_AREA), x.shape[:2][::-1],
-                                       interpolation=cv2.INTER_CUBIC),
-}
+CONDITIONS = {"none": None, "blur 1": ("blur", 1.0), "blur 2": ("blur", 2.0), "face_px 56": ("face_px", 56)}
 
 
 def main() -> int:
@@ -47,7 +41,7 @@ def main() -> int:
     fake_at = ens.threshold() + DECISION.uncertain_band
     rows = {}
     for name, f in CONDITIONS.items():
-        ims = data.val_images if f is None else np.stack([f(i) for i in data.val_images])
+        ims = data.val_images if f is None else np.stack([degrade(i, *f) for i in data.val_images])
         probs = {c.name: ens.run(c.name, np.stack([resize_to(i, c.spec.input_size) for i in ims]), with_cam=False,
                                  batch_size=64).probs.astype(np.float64) for c in ens.cards}
         p = ensemble_probability(probs, temperature=ens.temperature())
