@@ -176,6 +176,24 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     assert ens.names == ["efficientnet_b0", "resnet10t"]  # ensemble.json is not read as a member
     assert ens.temperature() == ens_card["temperature"] and ens.threshold() == ens_card["threshold"]
     assert ens.temperature(["resnet10t"]) == 1.0  # fitted for both members, not for one alone
+    # a member whose run is gone, named by its card: its validation logits come from the shipped fp16
+    # weights on the split rebuilt from the card's train_config, crop for crop the run's own
+    import torch
+
+    from deepfake_demo.models import read_cards
+    from deepfake_demo.training.trainer import exported_val_logits
+
+    ck2 = torch.load(tmp_path / "run2" / "best.pt", map_location="cpu", weights_only=False)
+    vl, vy, vg = exported_val_logits(read_cards(tmp_path / "weights", ["resnet10t"])[0])
+    assert np.array_equal(vy, ck2["val_labels"]) and vg == list(ck2["val_groups"])
+    assert np.allclose(vl, ck2["val_logits"], atol=0.02) and np.ptp(vl) > 0.02
+    mixed = json.loads(fit_ensemble([run, "resnet10t"], tmp_path / "weights").read_text())
+    assert mixed["members"] == ens_card["members"]
+    assert mixed["temperature"] == pytest.approx(ens_card["temperature"], rel=0.02)
+    with pytest.raises(ValueError, match="neither a run directory"):
+        fit_ensemble([run, "no_such_member"], tmp_path / "weights")
+    with pytest.raises(ValueError, match="given twice"):
+        fit_ensemble(["resnet10t", tmp_path / "run2"], tmp_path / "weights")
     # an ensemble card fitted on other weights is refused, not silently applied
     from deepfake_demo.models import WeightsError
 

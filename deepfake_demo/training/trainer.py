@@ -27,7 +27,7 @@ from .sbi import self_blend
 
 __all__ = ["TrainConfig", "TrainData", "load_train_data", "train", "predict_logits", "member_spec", "RUNS_DIR",
            "THRESHOLD_RULE",
-           "export_member", "fit_ensemble"]
+           "export_member", "exported_val_logits", "fit_ensemble"]
 
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
 SPLIT_SEED = 1234  # one validation split for every member
@@ -595,6 +595,30 @@ def average_checkpoints(checkpoints: Sequence[str | Path], run_dir: str | Path, 
     return out
 
 
+def exported_val_logits(card) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(validation logits, labels, groups) of an exported member (a :class:`~deepfake_demo.models.ModelCard`),
+    for when its run directory is gone: the shipped fp16 weights (sha256-checked, as inference loads them)
+    scored on the validation split rebuilt from the card's ``train_config``. Refuses a card without one,
+    and a split whose size is not the one the card was validated on."""
+    from dataclasses import fields
+
+    from ..models import build_model
+
+    tc = card.info.get("train_config")
+    if not isinstance(tc, dict):
+        raise ValueError(f"{card.name}: its card has no train_config, so its validation split cannot be rebuilt")
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in tc.items() if k in known})
+    data = load_train_data(cfg)
+    val = card.info.get("validation") or {}
+    y = data.val_labels
+    if val.get("n") is not None and (val["n"], val.get("n_fake")) != (len(y), int(y.sum())):
+        raise ValueError(f"{card.name}: the rebuilt validation split ({len(y)} crops, {int(y.sum())} fake) is not "
+                         f"the one its card was validated on ({val['n']}, {val.get('n_fake')})")
+    model = build_model(card, "cpu")
+    return predict_logits(model, data.val_images, card.spec), y, list(data.val_groups)
+
+
 def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
                  **info: Any) -> Path:
     """Fit the ensemble's temperature on the shared validation split, set its
@@ -602,9 +626,11 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
 
     Each run's ``best.pt`` (or the checkpoint file given instead of a run
     directory, e.g. :func:`average_checkpoints`' output) holds its validation logits; every member uses the
-    same split (``SPLIT_SEED``), so they line up crop by crop. The members'
-    logits are divided by the temperatures in their cards (as inference does),
-    averaged, and a temperature for that mean is fitted like a member's."""
+    same split (``SPLIT_SEED``), so they line up crop by crop. A member whose run is not at hand can be
+    named instead by its card name in ``weights_dir`` (e.g. ``legacy_xception``): its validation logits are
+    then recomputed from the shipped weights on the split its card's ``train_config`` describes (see
+    :func:`exported_val_logits`). The members' logits are divided by the temperatures in their cards (as
+    inference does), averaged, and a temperature for that mean is fitted like a member's."""
     import torch
 
     from ..models import ENSEMBLE_CARD, read_cards
@@ -612,22 +638,32 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     weights_dir = Path(weights_dir)
     cards = {c.name: c for c in read_cards(weights_dir)}
     calibrated, labels, names, groups = [], None, [], None
-    for rd in run_dirs:  # a run directory (its best.pt) or a checkpoint file in best.pt's format
-        ck = torch.load(Path(rd) if Path(rd).is_file() else Path(rd) / "best.pt", map_location="cpu",
-                        weights_only=False)
-        name = TrainConfig(**ck["config"]).arch
-        if name not in cards:
-            raise ValueError(f"{rd}: no card {name}.json in {weights_dir}; export the member first")
-        card_val = cards[name].info.get("validation") or {}
-        if (card_val.get("epoch") != int(ck["epoch"]) + 1
-                or abs(card_val.get("auc", -1.0) - roc_auc(np.asarray(ck["val_labels"]), ck["val_logits"])) > 1e-9):
-            raise ValueError(f"{rd}: the card {name}.json was not exported from this checkpoint")
-        y = np.asarray(ck["val_labels"])
+    for rd in run_dirs:  # a run directory (its best.pt), a checkpoint file in best.pt's format, or a card name
+        if not Path(rd).exists() and str(rd) in cards:
+            name = str(rd)
+            vl, y, g = exported_val_logits(cards[name])
+        elif not Path(rd).exists():
+            raise ValueError(f"{rd}: neither a run directory, a checkpoint file nor a member card in {weights_dir}")
+        else:
+            ck = torch.load(Path(rd) if Path(rd).is_file() else Path(rd) / "best.pt", map_location="cpu",
+                            weights_only=False)
+            name = TrainConfig(**ck["config"]).arch
+            if name not in cards:
+                raise ValueError(f"{rd}: no card {name}.json in {weights_dir}; export the member first")
+            card_val = cards[name].info.get("validation") or {}
+            if (card_val.get("epoch") != int(ck["epoch"]) + 1
+                    or abs(card_val.get("auc", -1.0) - roc_auc(np.asarray(ck["val_labels"]), ck["val_logits"])) > 1e-9):
+                raise ValueError(f"{rd}: the card {name}.json was not exported from this checkpoint")
+            vl, y, g = ck["val_logits"], np.asarray(ck["val_labels"]), ck.get("val_groups")
+        if name in names:
+            raise ValueError(f"{rd}: member {name} given twice")
         if labels is not None and not np.array_equal(labels, y):
             raise ValueError(f"{rd}: validation split differs from the other runs'")
+        if groups is not None and g is not None and list(groups) != list(g):
+            raise ValueError(f"{rd}: validation split differs from the other runs' (its groups)")
         labels = y
-        groups = ck.get("val_groups", groups)
-        calibrated.append(np.asarray(ck["val_logits"], np.float64) / cards[name].spec.temperature)
+        groups = g if g is not None else groups
+        calibrated.append(np.asarray(vl, np.float64) / cards[name].spec.temperature)
         names.append(name)
     z = np.mean(calibrated, axis=0)  # what aggregate.ensemble_probability averages, before its temperature
     raw = sigmoid(z)
