@@ -1,0 +1,68 @@
+"""Does mirroring each face and averaging the two logits (flip test-time augmentation) help the shipped pair?
+(2026-11-23, sixth session.)
+
+Scores the validation split of ``faces/train`` (the one every member is selected and calibrated on, with
+``--ffhq-frac 0.2``'s FFHQ quarter) as the app scores crops, once as they are and once mirrored left-right.
+"plain" is what ships (the cards' temperatures, the ensemble card's temperature); "flip" averages each
+member's logit over the crop and its mirror, and refits every temperature on that, as fit_ensemble does,
+on this same split. For both: the ensemble's AUC on the FF++ part (originals against the four
+manipulations, the part like faces/test) and on the whole split, log-loss and ECE, and each member's AUC.
+No test crop is read; the rule it decides is in notes/training.md ("Mirrored faces").
+
+  PYTHONPATH=. .venv/bin/python notes/scripts/flip_tta.py [--weights weights] [--out notes/logs/flip_tta.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def main() -> int:
+    import torch
+
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.augment import resize_to
+    from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
+    from deepfake_demo.training.trainer import TrainConfig, ffpp_val_auc, load_train_data
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default="weights")
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
+    y, g = data.val_labels, np.asarray(data.val_groups)
+    ens = load_ensemble(args.weights, "cpu")
+
+    plain, flip, members = [], [], {}
+    for c in ens.cards:
+        ims = np.stack([resize_to(i, c.spec.input_size) for i in data.val_images])
+        lg = ens.run(c.name, ims, with_cam=False, batch_size=64).logits.astype(np.float64)
+        lf = ens.run(c.name, np.ascontiguousarray(ims[:, :, ::-1]), with_cam=False, batch_size=64).logits
+        both = (lg + lf.astype(np.float64)) / 2
+        plain.append(lg / c.spec.temperature)
+        flip.append(both / fit_temperature(y, both))
+        members[c.name] = {"auc_plain": roc_auc(y, lg), "auc_flip": roc_auc(y, both),
+                           "auc_mirror_only": roc_auc(y, lf), "logit_corr_crop_vs_mirror": float(np.corrcoef(lg, lf)[0, 1])}
+
+    rows = {}
+    for name, zs, t in (("plain", plain, float(ens.temperature())), ("flip", flip, None)):
+        z = np.mean(zs, axis=0)
+        t = fit_temperature(y, z) if t is None else t
+        p = sigmoid(z / t)
+        rows[name] = {"auc_ffpp_part": ffpp_val_auc(y, g, p), "auc_whole_split": roc_auc(y, p),
+                      "log_loss": log_loss(y, p), "ece": expected_calibration_error(y, p), "temperature": t}
+    d = {k: rows["flip"][k] - rows["plain"][k] for k in ("auc_ffpp_part", "auc_whole_split")}
+    rows["passes"] = bool(d["auc_ffpp_part"] >= 0.01 and d["auc_whole_split"] >= 0.0)
+    out = {"weights": args.weights, "n": int(len(y)), "members": members, "ensemble": rows, "gain": d}
+    print(json.dumps(out, indent=1))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
