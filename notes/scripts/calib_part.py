@@ -1,0 +1,52 @@
+"""Why the calibration error on faces/test is higher than on validation (2026-11-23, sixth session).
+
+faces/test is FF++ originals against FF++ fakes, 68 % fake. The FF++ part of the validation split (FF++
+originals against the four FF++ manipulations) is the same kind of data, 67 % fake; the whole split adds
+UTKFace and FFHQ photos of real people. This scores the shipped ensemble on validation (as the app
+combines members: each member's logit over its card's temperature, averaged) and reports, for an ensemble
+temperature fitted on the whole split (what ships) and one fitted on the FF++ part alone: ECE, mean
+predicted probability and the share of fakes on each part. If a temperature fitted on the FF++ part
+cannot bring its ECE down, the gap is not the temperature's; no test crop is read.
+
+  PYTHONPATH=. .venv/bin/python notes/scripts/calib_part.py [--weights weights]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def main() -> int:
+    import torch
+
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, sigmoid
+    from deepfake_demo.training.trainer import TrainConfig, load_train_data, predict_logits
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default="weights")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    d = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
+    y, g = d.val_labels, np.asarray(d.val_groups)
+    ens = load_ensemble(args.weights, "cpu")
+    z = np.mean([predict_logits(m, d.val_images, c.spec) / c.spec.temperature
+                 for c, m in zip(ens.cards, ens.models)], axis=0)
+    parts = {"whole split": np.ones(len(y), bool), "FF++ part": (g == "train_real_ffpp") | (y == 1)}
+    out = {}
+    for fit_name, fit_mask in parts.items():
+        t = float(ens.temperature()) if fit_name == "whole split" else fit_temperature(y[fit_mask], z[fit_mask])
+        row = {"temperature": round(t, 4)}
+        for name, m in parts.items():
+            p = sigmoid(z[m] / t)
+            row[name] = {"n": int(m.sum()), "share_fake": round(float(y[m].mean()), 3),
+                         "mean_p": round(float(p.mean()), 3), "ece": round(expected_calibration_error(y[m], p), 4)}
+        out[f"temperature fitted on the {fit_name}"] = row
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
