@@ -413,7 +413,8 @@ def build_demo() -> gr.Blocks:
                 verdict_out = gr.Label(label="Verdict", elem_id="verdict-label", visible=False)
                 badge_out = gr.HTML(label="Summary", elem_id="badge")
                 faces_out = gr.HTML(label="Faces", elem_id="faces")
-                plot_out = gr.Plot(label="Fake probability over time (one line per face)", elem_id="plot")
+                # the figure titles itself (over time for a video, per model for an image); a label would cover its top
+                plot_out = gr.Plot(label="Fake probability", show_label=False, elem_id="plot")
 
         with gr.Row():
             frames_out = gr.Gallery(label="Analysed frames (boxes, scores, heatmaps): click to enlarge",

@@ -199,7 +199,8 @@ def write_annotated_video(report: Report, out_path: str | os.PathLike, opacity: 
 def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)):
     """A matplotlib Figure: fake probability over time, one line per face, the
     threshold and the uncertain band drawn. For an image (one frame) one bar per
-    face and member instead. Uses the Agg backend; the caller closes the figure."""
+    face and member instead. The title says which (the app shows no label of its
+    own over the plot). Uses the Agg backend; the caller closes the figure."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
@@ -218,6 +219,7 @@ def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)
             ax.plot(xs, ys, marker="o", ms=4, lw=1.6, color=colours[k % len(colours)],
                     label=f"face {t.id}: {t.verdict} {t.fake_probability:.2f}")
         ax.set_xlabel("time in video (s)")
+        ax.set_title("Fake probability over time, one line per face", fontsize=10)
         if report.duration_s:
             ax.set_xlim(0, report.duration_s)
         if not report.faces:
@@ -232,6 +234,7 @@ def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)
                 names.append(f"face {t.id}\n{m}")
                 vals.append(p)
                 cols.append(colours[k % len(colours)] + "88")
+        ax.set_title("Fake probability per face: the ensemble, then each model", fontsize=10)
         ax.axhspan(lo, hi, color="#f59e0b", alpha=0.12, lw=0, label="uncertain band")
         ax.axhline(report.threshold, color="#444", ls="--", lw=1, label=f"threshold {report.threshold:.2f}")
         if names:

@@ -41,6 +41,13 @@ def test_video_report_has_tracks_probabilities_and_cams(detector, videos):
     assert r.warnings and "test-only" in r.warnings[0]  # the tiny weights say what they are
     d = json.loads(r.to_json())
     assert d["faces"][0]["frames"][0]["time_s"] == pytest.approx(main.observations[0].time_s, abs=1e-3)
+    # the plot says what it shows: a video's probability over time, one line per face
+    from deepfake_demo.render import probability_figure
+
+    ax = probability_figure(r).axes[0]
+    assert "over time" in ax.get_title() and ax.get_xlabel() == "time in video (s)"
+    assert len(ax.get_lines()) == 1 + len(r.faces)  # the threshold, then one line per face
+    assert list(ax.get_lines()[1].get_xdata()) == pytest.approx([o.time_s for o in main.observations])
 
 
 def test_heatmaps_off_gives_same_scores_without_maps(detector, videos):
@@ -106,6 +113,11 @@ def test_no_face_video_and_image(tmp_path, detector):
     assert "not a REAL" in r.reason
     r = detector.analyze(np.full((200, 200, 3), 127, np.uint8))
     assert r.verdict == Verdict.NO_FACE and r.kind == "image"
+    from deepfake_demo.render import probability_figure
+
+    ax = probability_figure(r).axes[0]  # an image's plot: bars per face and model, none here, and says so
+    assert "per face" in ax.get_title() and not ax.containers  # no bar drawn
+    assert any(t.get_text() == "no face found" for t in ax.texts)
 
 
 def test_concurrent_requests_get_their_own_results(detector, photos):
