@@ -129,7 +129,7 @@ def _drive(page, app_url, image, video):
     verdict = _wait_results(page)
     assert "test-only" in page.locator("#badge").inner_text()
     page.wait_for_selector("#faces-gallery img", timeout=30_000)  # crop + heatmap panels
-    page.wait_for_selector("#plot img, #plot svg, #plot canvas", timeout=30_000)
+    page.wait_for_selector("#plot [data-testid=matplotlib] img", timeout=30_000)  # the figure itself
     page.screenshot(path=str(SHOTS / "02_image_result.png"), full_page=True)
 
     # video, with few frames to stay fast on a CPU
@@ -145,7 +145,7 @@ def _drive(page, app_url, image, video):
     verdict = _wait_results(page)
     page.wait_for_selector("#frames-gallery img", timeout=30_000)
     page.wait_for_selector("#faces-gallery img", timeout=30_000)
-    page.wait_for_selector("#plot img, #plot svg, #plot canvas", timeout=30_000)
+    page.wait_for_selector("#plot [data-testid=matplotlib] img", timeout=30_000)  # the figure itself
     page.wait_for_selector("#annotated-video video", timeout=60_000)
     # the annotated video must decode in Chromium (H.264 mp4, or VP8 webm as the fallback)
     page.wait_for_function(
