@@ -17,6 +17,9 @@ __all__ = [
     "FaceBox",
     "crop_face",
     "square_box",
+    "face_detail",
+    "DETAIL_MARGIN",
+    "DETAIL_SIZE",
     "load_face_detector",
     "detect_faces",
     "detect_near",
@@ -87,6 +90,22 @@ def crop_face(
     shrinking = region.shape[0] > size
     interp = cv2.INTER_AREA if shrinking and interpolation in ("bicubic", "bilinear") else _INTERP.get(interpolation, cv2.INTER_CUBIC)
     return np.ascontiguousarray(cv2.resize(region, (size, size), interpolation=interp))
+
+
+DETAIL_MARGIN, DETAIL_SIZE = 0.3, 160
+"""The framing :func:`face_detail` is measured at: the training crop cache's (``training.data``)."""
+
+
+def face_detail(crop: np.ndarray) -> float:
+    """How much fine detail a face crop holds: the standard deviation of the
+    Laplacian of the grey crop's inner two thirds (the face, not a reflected
+    border). Comparable across inputs only on crops cut by :func:`crop_face`
+    at ``DETAIL_MARGIN`` and ``DETAIL_SIZE`` px, the framing the figures in
+    ``DecisionSettings.soft_face_detail`` were measured at. A blurred,
+    upscaled or heavily smoothed face scores low."""
+    g = cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    h, w = g.shape
+    return float(cv2.Laplacian(g[h // 6:h - h // 6, w // 6:w - w // 6], cv2.CV_32F, ksize=1).std())
 
 
 def load_face_detector(device: str = "cpu", settings: DetectorSettings = DETECTOR) -> "MTCNN":

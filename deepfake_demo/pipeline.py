@@ -16,7 +16,8 @@ import numpy as np
 from . import aggregate as agg
 from .config import DECISION, DETECTOR, LIMITS, WEIGHTS_ENV, DecisionSettings, DetectorSettings, Limits
 from .explain import combine_cams, warp_cam
-from .faces import FaceBox, crop_face, detect_frames, link_tracks, load_face_detector, square_box
+from .faces import (DETAIL_MARGIN, DETAIL_SIZE, FaceBox, crop_face, detect_frames, face_detail, link_tracks,
+                    load_face_detector, square_box)
 from .media import Media, MediaError, kind_of, load_media
 from .models import Ensemble, load_ensemble
 from .report import FaceObservation, FaceTrack, Report, error_report
@@ -209,6 +210,12 @@ def _cudnn_off_on_gpu(device: str):
                 torch.backends.cudnn.enabled = _CUDNN_SAVED
 
 
+def _soft(observations, limit: float) -> bool:
+    """A face is soft when the median detail of its observations is below ``limit``."""
+    details = [o.detail for o in observations if o.detail is not None]
+    return bool(details) and float(np.median(details)) < limit
+
+
 @dataclass(frozen=True)
 class _Options:
     n_frames: int
@@ -267,6 +274,14 @@ class _Run:
                           timings_s=dict(self.timings), **common)
 
         faces = self._score(media, tracks)
+        limit = self.det.decision.soft_face_detail
+        soft = [f for f in faces if _soft(f.observations, limit)]
+        if soft:
+            which = ", ".join(f"face {f.id}" for f in soft)
+            common["warnings"] += (
+                f"{which} {'is' if len(soft) == 1 else 'are'} soft (blurred, upscaled or smoothed: less fine detail "
+                f"than 98 % of the real faces the models trained on); on such faces these models call many real "
+                f"faces FAKE, so a FAKE there is weak evidence",)
         sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
                  for f in faces]
         di, verdict, note = agg.decide_file([(f.verdict, f.fake_probability) for f in faces], sizes,
@@ -311,10 +326,11 @@ class _Run:
                     model_cams[n] = warp_cam(member[n].cams[k], src, ref_box, CAM_SIZE)
                 cam = combine_cams(model_cams.values(), [member[n].probs[k] for n in model_cams])
             fr = frames[fb.frame_index]
+            detail = face_detail(crop_face(fr.image, fb.box, DETAIL_MARGIN, DETAIL_SIZE))
             obs_by_track[ti].append(FaceObservation(
                 frame_index=fb.frame_index, time_s=fr.time_s, box=fb.box, detection_prob=fb.prob,
                 fake_probability=float(ens[k]), models={n: float(member[n].probs[k]) for n in self.o.names},
-                crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams))
+                crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams, detail=detail))
         self._timed("cam_render", t)
 
         t = time.perf_counter()
@@ -323,6 +339,8 @@ class _Run:
             p = agg.track_probability([o.fake_probability for o in obs], self.o.strategy)
             per_model = {n: agg.track_probability([o.models[n] for o in obs], self.o.strategy) for n in self.o.names}
             verdict, reason = agg.decide(p, self.o.threshold, self.o.band, per_model, self.det.decision.disagreement)
+            if verdict == agg.Verdict.FAKE and _soft(obs, self.det.decision.soft_face_detail):
+                reason += "; but the face is soft (blurred or upscaled), and blur alone pushes these models towards FAKE"
             out.append(FaceTrack(id=ti + 1, fake_probability=p, verdict=verdict, reason=reason, models=per_model,
                                  observations=tuple(obs)))
         self._timed("aggregate", t)

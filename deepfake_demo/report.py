@@ -29,6 +29,8 @@ class FaceObservation:
     square region that ``crop`` and ``cam`` cover (may extend past the frame).
     ``cam`` is the ensemble Grad-CAM, (S, S) float32 in [0, 1], aligned with
     ``crop`` (S, S, 3) RGB uint8; ``model_cams`` the members' maps, same shape.
+    ``detail`` is :func:`~deepfake_demo.faces.face_detail` of the face (low = soft:
+    blurred or upscaled).
     """
 
     frame_index: int
@@ -41,6 +43,7 @@ class FaceObservation:
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
     cam: np.ndarray | None = field(default=None, repr=False, compare=False)
     model_cams: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    detail: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,7 @@ class FaceObservation:
             "time_s": _r(self.time_s, 3),
             "box": [round(float(v), 1) for v in self.box],
             "detection_prob": _r(self.detection_prob),
+            "detail": _r(self.detail, 2),
             "fake_probability": _r(self.fake_probability),
             "models": {k: _r(v) for k, v in self.models.items()},
         }

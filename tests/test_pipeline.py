@@ -120,6 +120,24 @@ def test_no_face_video_and_image(tmp_path, detector):
     assert any(t.get_text() == "no face found" for t in ax.texts)
 
 
+def test_soft_face_is_flagged_and_a_sharp_one_is_not(detector, photos):
+    """A blurred face gets a warning (and its detail in the JSON); the same face sharp does not."""
+    import cv2
+
+    from deepfake_demo.config import DECISION
+
+    sharp = detector.analyze(photos[2])
+    soft = detector.analyze(cv2.GaussianBlur(photos[2], (0, 0), 3.0))
+    assert len(sharp.faces) == 1 and len(soft.faces) == 1
+    d_sharp = sharp.faces[0].observations[0].detail
+    d_soft = soft.faces[0].observations[0].detail
+    assert d_sharp > DECISION.soft_face_detail > d_soft
+    assert not any("soft" in w for w in sharp.warnings)
+    assert any(w.startswith("face 1 is soft") for w in soft.warnings), soft.warnings
+    assert json.loads(soft.to_json())["faces"][0]["frames"][0]["detail"] == pytest.approx(d_soft, abs=0.01)
+    assert any("soft" in line for line in soft.summary().splitlines())
+
+
 def test_concurrent_requests_get_their_own_results(detector, photos):
     """The app shares one cached Detector between requests."""
     from concurrent.futures import ThreadPoolExecutor

@@ -70,3 +70,26 @@ def test_shipped_ensemble_separates_held_out_crops(shipped):
 
     ens = ensemble_probability(probs)
     assert roc_auc(np.array(labels), ens) > 0.6, {k: roc_auc(np.array(labels), v) for k, v in probs.items()}
+
+
+def test_a_fake_called_on_a_blurred_face_says_the_face_is_soft(shipped):
+    """A frame of a FaceForensics++ Deepfakes video: sharp, the shipped pair calls it FAKE with no caveat;
+    blurred (Gaussian sigma 2), it still leans FAKE, and both the face's reason and the report's warnings
+    say the face is soft and that blur alone pushes these models towards FAKE."""
+    import cv2
+
+    from deepfake_demo.faces import load_face_detector
+    from deepfake_demo.pipeline import Detector
+
+    video = need_data("videos", "fake", "ffpp_c23_Deepfakes_519_515.mp4")
+    cap = cv2.VideoCapture(str(video))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 40)
+    ok, bgr = cap.read()
+    cap.release()
+    assert ok
+    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    det = Detector(shipped, load_face_detector("cpu"))
+    sharp, soft = det.analyze(frame), det.analyze(cv2.GaussianBlur(frame, (0, 0), 2.0))
+    assert sharp.verdict == "FAKE" and "soft" not in sharp.reason and not sharp.warnings
+    assert soft.verdict == "FAKE", soft.reason  # the case the caveat is for
+    assert "the face is soft" in soft.reason and any("soft" in w for w in soft.warnings)

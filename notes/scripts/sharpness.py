@@ -4,21 +4,18 @@ Detail = the standard deviation of the Laplacian of the grey crop's inner two th
 reflected border), on the cached 160 px training crops of the FF++ originals. Printed: its 2nd percentile
 and median as they are and blurred (Gaussian sigma 2, robustness.degrade), and the AUC of "softer = fake"
 for FF++ originals against FF++ fakes after the training augmentations (1,500 draws of each), the figures
-behind ``--soften-frac`` in notes/training.md ("Soft faces"). No model, no test crop.
+behind ``--soften-frac`` in notes/training.md ("Soft faces"); then how often the app's soft-face warning
+(``DecisionSettings.soft_face_detail``) fires on faces/test and synthetic/ crops, as they are and blurred.
+No model is run; no choice is made on the test crops.
 
   PYTHONPATH=. .venv/bin/python notes/scripts/sharpness.py
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from robustness import degrade
 
-
-def detail(img: np.ndarray) -> float:
-    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    h = g.shape[0]
-    return float(cv2.Laplacian(g[h // 6:h - h // 6, h // 6:h - h // 6], cv2.CV_32F, ksize=1).std())
+from deepfake_demo.faces import face_detail as detail  # the measure the app's soft-face warning uses
 
 
 def main() -> int:
@@ -40,6 +37,18 @@ def main() -> int:
     fs = [detail(augment(fake[j], np.random.default_rng([1, int(j)]), 160)) for j in fi]
     y = np.r_[np.zeros(len(rs)), np.ones(len(fs))]
     print(f"after augmentation, AUC of 'softer = fake' (FF++ originals vs FF++ fakes): {roc_auc(y, -np.r_[rs, fs]):.3f}")
+    # how often the app's soft-face warning (DecisionSettings.soft_face_detail, set from the 2nd percentile
+    # above) fires on held-out crops, as they are and blurred; no model is run
+    from deepfake_demo.config import DECISION
+    from deepfake_demo.training.data import SYNTHETIC_GROUPS, TEST_GROUPS
+
+    lim = DECISION.soft_face_detail
+    for name, groups in (("faces/test", TEST_GROUPS), ("synthetic/", SYNTHETIC_GROUPS)):
+        ims = np.concatenate([load_group(g).images for g in groups])
+        d = np.array([detail(i) for i in ims])
+        b = np.array([detail(degrade(i, "blur", 2.0)) for i in ims])
+        print(f"{name} crops ({len(ims)}) below the soft-face limit {lim:g}: {(d < lim).mean():.1%} as they are, "
+              f"{(b < lim).mean():.1%} blurred sigma 2")
     return 0
 
 
