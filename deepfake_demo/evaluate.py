@@ -257,6 +257,11 @@ def model_card_markdown(cards, ens_card: dict | None, results_md: str, date: str
             if key == "description":  # the text is a member's: say first what the ensemble is
                 out += [f"An ensemble of {len(cards)} timm CNNs ({', '.join(f'`{c.spec.arch}`' for c in cards)}) "
                         "whose calibrated logits are averaged (see Members). What each member is:", ""]
+                texts = [str(c.info.get(key) or "") for c in cards]
+                if len(set(texts)) > 1:  # members made differently: each its own text, under its name
+                    for c, text in zip(cards, texts):
+                        out += [f"`{c.name}`: {text}", ""]
+                    continue
             out += [str(first[key]), ""]
     out += ["## Members", "", "| member | arch | input | crop margin | temperature | threshold | loss | "
             "epochs | validation AUC | validation AUC, FF++ only | validation ECE |",

@@ -280,7 +280,7 @@ class _Run:
             which = ", ".join(f"face {f.id}" for f in soft)
             common["warnings"] += (
                 f"{which} {'is' if len(soft) == 1 else 'are'} soft (blurred, upscaled or smoothed: less fine detail "
-                f"than 98 % of the real faces the models trained on); on such faces these models call many real "
+                f"than 98 % of the real FaceForensics++ faces the models trained on); on such faces these models call many real "
                 f"faces FAKE, so a FAKE there is weak evidence",)
         sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
                  for f in faces]
@@ -301,16 +301,25 @@ class _Run:
         cards = {c.name: c for c in self.det.ensemble.cards}
         ref_margin = cards[self.o.names[0]].spec.crop_margin
         member = {}
+        details = None  # faces.face_detail of each face, on the training cache's framing
         for mi, name in enumerate(self.o.names):
             spec = cards[name].spec
             t = time.perf_counter()
             crops = np.stack([crop_face(frames[fb.frame_index].image, fb.box, spec.crop_margin, spec.input_size,
                                         spec.interpolation) for _, fb in flat])
+            if details is None and (spec.crop_margin, spec.input_size, spec.interpolation) == (
+                    DETAIL_MARGIN, DETAIL_SIZE, "bicubic"):
+                details = [face_detail(c) for c in crops]
             t = self._timed("crop", t)
             self.progress(0.45 + 0.5 * mi / len(self.o.names), f"scoring {len(flat)} face crop(s) with {name}")
             member[name] = self.det.ensemble.run(name, crops, with_cam=self.o.heatmaps)
             self._timed(f"model:{name}", t)
 
+        if details is None:  # no member crops at that framing
+            t = time.perf_counter()
+            details = [face_detail(crop_face(frames[fb.frame_index].image, fb.box, DETAIL_MARGIN, DETAIL_SIZE))
+                       for _, fb in flat]
+            self._timed("crop", t)
         t = time.perf_counter()
         ens = agg.ensemble_probability({n: member[n].probs for n in self.o.names},
                                      temperature=self.det.ensemble.temperature(self.o.names))
@@ -326,11 +335,10 @@ class _Run:
                     model_cams[n] = warp_cam(member[n].cams[k], src, ref_box, CAM_SIZE)
                 cam = combine_cams(model_cams.values(), [member[n].probs[k] for n in model_cams])
             fr = frames[fb.frame_index]
-            detail = face_detail(crop_face(fr.image, fb.box, DETAIL_MARGIN, DETAIL_SIZE))
             obs_by_track[ti].append(FaceObservation(
                 frame_index=fb.frame_index, time_s=fr.time_s, box=fb.box, detection_prob=fb.prob,
                 fake_probability=float(ens[k]), models={n: float(member[n].probs[k]) for n in self.o.names},
-                crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams, detail=detail))
+                crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams, detail=details[k]))
         self._timed("cam_render", t)
 
         t = time.perf_counter()

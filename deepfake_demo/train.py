@@ -68,9 +68,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="no training: average these epoch checkpoints of the run (--keep-epochs), re-estimate "
                          "batch-norm statistics, write run_dir/avg.pt (export it with --which avg)")
     ap.add_argument("--which", default="best", help="checkpoint of the run to export: best (default), last, avg")
-    ap.add_argument("--fit-ensemble", nargs="+", metavar="RUN_DIR",
+    ap.add_argument("--fit-ensemble", nargs="+", metavar="RUN_DIR_OR_MEMBER",
                     help="no training: fit the ensemble temperature and threshold on the validation logits of "
-                         "these runs (members already exported to --export DIR) and write DIR/ensemble.json")
+                         "these runs (members already exported to --export DIR) and write DIR/ensemble.json; a "
+                         "member whose run is gone can be named by its card in DIR (e.g. legacy_xception): its "
+                         "validation logits are then recomputed from its weights")
     return ap
 
 

@@ -135,6 +135,14 @@ def test_human_readable_model_card(tiny_weights):
         assert f"| {c.name} | `{c.spec.arch}` | {c.spec.input_size} |" in md
     assert "threshold 0.45" in md and "0.080 before and 0.020 after" in md
     assert "validation AUC 0.900 (0.790 on its FF++ part alone)" in md
+    # members made differently get their own description, each under its name; one shared text stays single
+    a, b = cards[0], cards[1]
+    differ = [type(a)(a.name, a.spec, a.weights_path, a.sha256, {**a.info, "description": "made one way"}),
+              type(b)(b.name, b.spec, b.weights_path, b.sha256, {**b.info, "description": "made another way"})]
+    md2 = model_card_markdown(differ, ens, "| results |", "2026-01-01")
+    assert f"`{a.name}`: made one way" in md2 and f"`{b.name}`: made another way" in md2
+    same = [type(c)(c.name, c.spec, c.weights_path, c.sha256, {**c.info, "description": "one text"}) for c in cards]
+    assert model_card_markdown(same, ens, "| results |", "2026-01-01").count("one text") == 1
 
 
 def test_verdict_shares_follow_the_apps_band():

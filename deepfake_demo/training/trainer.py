@@ -26,6 +26,7 @@ from .metrics import best_threshold, expected_calibration_error, fit_temperature
 from .sbi import self_blend
 
 __all__ = ["TrainConfig", "TrainData", "load_train_data", "train", "predict_logits", "member_spec", "RUNS_DIR",
+           "ffpp_val_mask", "ffpp_val_auc",
            "THRESHOLD_RULE",
            "export_member", "exported_val_logits", "fit_ensemble"]
 
@@ -162,11 +163,16 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
 SELECT_METRICS = ("val_auc", "val_auc_ffpp")
 
 
-def ffpp_val_auc(labels: np.ndarray, groups: Sequence[str], scores: np.ndarray) -> float:
-    """AUC of the FF++ originals against the FF++ fakes of a validation split:
-    the same sources and compression on both sides, as on faces/test."""
+def ffpp_val_mask(groups: Sequence[str]) -> np.ndarray:
+    """Which validation crops are FF++ originals or FF++ fakes: the part of the split
+    with the same sources and compression on both sides, as on faces/test."""
     g = np.asarray(groups)
-    m = (g == "train_real_ffpp") | np.isin(g, FAKE_GROUPS)
+    return (g == "train_real_ffpp") | np.isin(g, FAKE_GROUPS)
+
+
+def ffpp_val_auc(labels: np.ndarray, groups: Sequence[str], scores: np.ndarray) -> float:
+    """AUC of the FF++ originals against the FF++ fakes of a validation split (:func:`ffpp_val_mask`)."""
+    m = ffpp_val_mask(groups)
     return roc_auc(np.asarray(labels)[m], np.asarray(scores)[m])
 
 
@@ -627,7 +633,8 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     Each run's ``best.pt`` (or the checkpoint file given instead of a run
     directory, e.g. :func:`average_checkpoints`' output) holds its validation logits; every member uses the
     same split (``SPLIT_SEED``), so they line up crop by crop. A member whose run is not at hand can be
-    named instead by its card name in ``weights_dir`` (e.g. ``legacy_xception``): its validation logits are
+    named instead by its card name in ``weights_dir`` (e.g. ``legacy_xception``; an existing path of that
+    name is read as a run directory first): its validation logits are
     then recomputed from the shipped weights on the split its card's ``train_config`` describes (see
     :func:`exported_val_logits`). The members' logits are divided by the temperatures in their cards (as
     inference does), averaged, and a temperature for that mean is fitted like a member's."""

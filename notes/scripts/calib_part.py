@@ -23,7 +23,7 @@ def main() -> int:
 
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, load_train_data, predict_logits
+    from deepfake_demo.training.trainer import TrainConfig, ffpp_val_mask, load_train_data, predict_logits
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="weights")
@@ -34,7 +34,7 @@ def main() -> int:
     ens = load_ensemble(args.weights, "cpu")
     z = np.mean([predict_logits(m, d.val_images, c.spec) / c.spec.temperature
                  for c, m in zip(ens.cards, ens.models)], axis=0)
-    parts = {"whole split": np.ones(len(y), bool), "FF++ part": (g == "train_real_ffpp") | (y == 1)}
+    parts = {"whole split": np.ones(len(y), bool), "FF++ part": ffpp_val_mask(g)}
     out = {}
     for fit_name, fit_mask in parts.items():
         t = float(ens.temperature()) if fit_name == "whole split" else fit_temperature(y[fit_mask], z[fit_mask])
