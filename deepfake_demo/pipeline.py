@@ -274,18 +274,20 @@ class _Run:
                           timings_s=dict(self.timings), **common)
 
         faces = self._score(media, tracks)
-        limit = self.det.decision.soft_face_detail
-        soft = [f for f in faces if _soft(f.observations, limit)]
+        sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
+                 for f in faces]
+        decisive_px = self.det.decision.decisive_face_px
+        di, verdict, note = agg.decide_file([(f.verdict, f.fake_probability) for f in faces], sizes,
+                                            decisive_px, [f.id for f in faces])
+        # soft faces, except small ones that do not decide (the reason already passes over them as too small)
+        soft = [f for i, f in enumerate(faces) if _soft(f.observations, self.det.decision.soft_face_detail)
+                and (i == di or sizes[i] >= decisive_px)]
         if soft:
             which = ", ".join(f"face {f.id}" for f in soft)
             common["warnings"] += (
                 f"{which} {'is' if len(soft) == 1 else 'are'} soft (blurred, upscaled or smoothed: less fine detail "
-                f"than 98 % of the real FaceForensics++ faces the models trained on); on such faces these models call many real "
-                f"faces FAKE, so a FAKE there is weak evidence",)
-        sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
-                 for f in faces]
-        di, verdict, note = agg.decide_file([(f.verdict, f.fake_probability) for f in faces], sizes,
-                                            self.det.decision.decisive_face_px, [f.id for f in faces])
+                f"than 98 % of the real FaceForensics++ faces the models trained on); on such faces these models "
+                f"call many real faces FAKE, so a FAKE there is weak evidence",)
         decider = faces[di]
         reason = decider.reason if len(faces) == 1 else f"face {decider.id} of {len(faces)} decides: {decider.reason}"
         reason += note

@@ -76,10 +76,12 @@ def test_two_people_two_tracks(tmp_path, detector, photos):
 
 def test_small_face_is_scored_but_does_not_decide(tmp_path, detector, photos):
     """A face under DecisionSettings.decisive_face_px (a photo on the wall, a passer-by)
-    is reported with its own verdict but the larger face decides the file."""
+    is reported with its own verdict but the larger face decides the file. Here the small
+    face is also soft (upscaled from 20 px): passed over as too small, it gets no soft-face warning."""
     import cv2
 
-    small = cv2.resize(photos[1], (100, 100), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(cv2.resize(photos[1], (20, 20), interpolation=cv2.INTER_AREA), (100, 100),
+                       interpolation=cv2.INTER_CUBIC)
     frames = []
     for k in range(6):
         canvas = np.full((300, 620, 3), 40, np.uint8)
@@ -103,6 +105,9 @@ def test_small_face_is_scored_but_does_not_decide(tmp_path, detector, photos):
         assert r.verdict == big.verdict
     assert f"face {big_id} of 2 decides" in r.reason
     assert f"face {small_id} (" in r.reason and "too small to decide" in r.reason
+    assert np.median([o.detail for o in little.observations]) < detector.decision.soft_face_detail
+    assert np.median([o.detail for o in big.observations]) > detector.decision.soft_face_detail
+    assert not any("soft" in w for w in r.warnings), r.warnings
 
 
 def test_no_face_video_and_image(tmp_path, detector):
