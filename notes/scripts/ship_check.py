@@ -18,6 +18,10 @@ Each candidate member's temperature, and then the ensemble's, is fitted on this 
   its whole-split AUC >= the reference's - 0.01 and its FFHQ share called FAKE <= the reference's + 0.05; and,
   with every validation crop blurred (Gaussian sigma 2), its share of FF++ originals called FAKE <= 0.25 and
   its FF++-part AUC >= the reference's.
+``--rule soup`` (notes/scripts/soup.py's weight averages, "Model soup"): the candidate ships if, as is, its
+  FF++-part AUC >= the reference's + 0.005, its whole-split AUC >= the reference's - 0.005 and its FFHQ share
+  called FAKE <= the reference's + 0.05; and, blurred (sigma 2), its share of FF++ originals called FAKE <= the
+  reference's + 0.03 and its FF++-part AUC >= the reference's - 0.005 (the soft-face gains kept).
 For any rule: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 
@@ -27,6 +31,8 @@ For any rule: 1. the candidate pair ships if it passes; 2. else a pair with one 
       --reference weights --runs runs/efficientnet_b0_160_ffsel runs/legacy_xception_160_ffsel
   PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule soften \
       --reference weights --runs runs/efficientnet_b0_160_soften runs/legacy_xception_160_soften
+  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule soup \
+      --reference weights --runs runs/soup_efficientnet_b0 runs/soup_legacy_xception
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
     ap.add_argument("--runs", nargs="+", required=True)
-    ap.add_argument("--rule", required=True, choices=["input-size", "ffpp-selection", "soften"])
+    ap.add_argument("--rule", required=True, choices=["input-size", "ffpp-selection", "soften", "soup"])
     ap.add_argument("--cache-size", type=int, default=160)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -63,9 +69,9 @@ def main() -> int:
 
     # every member's validation logit, calibrated on this split (the shipped ones by their cards' T)
     ref = load_ensemble(args.reference, "cpu")
-    blur = args.rule == "soften"  # also every crop blurred (sigma 2), scored with the same temperatures
+    blur = args.rule in ("soften", "soup")  # also every crop blurred (sigma 2), scored with the same temperatures
     if blur and args.cache_size != 160:
-        ap.error("--rule soften blurs 160 px crops (sigma 2 px, as soft_val.py); leave --cache-size at 160")
+        ap.error(f"--rule {args.rule} blurs 160 px crops (sigma 2 px, as soft_val.py); leave --cache-size at 160")
     val_blurred = np.stack([degrade(i, "blur", 2.0) for i in d_ref.val_images]) if blur else None
     shipped, shipped_b = {}, {}
     for c, m in zip(ref.cards, ref.models):
@@ -116,13 +122,18 @@ def main() -> int:
                                and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok
                                and c["blur2_ffpp_real_called_fake"] <= 0.25
                                and c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"])
+        elif args.rule == "soup":
+            c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.005
+                               and c["auc_whole_split"] >= r["auc_whole_split"] - 0.005 and ffhq_ok
+                               and c["blur2_ffpp_real_called_fake"] <= r["blur2_ffpp_real_called_fake"] + 0.03
+                               and c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"] - 0.005)
         elif args.rule == "input-size":
             c["passes"] = bool(c["auc_whole_split"] >= r["auc_whole_split"] + 0.01 and ffhq_ok)
         else:
             c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.015
                                and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok)
         rows[name] = c
-    key = "auc_whole_split" if args.rule == "input-size" else "auc_ffpp_part"  # soften: the higher FF++ AUC
+    key = "auc_whole_split" if args.rule == "input-size" else "auc_ffpp_part"  # soften, soup: the higher FF++ AUC
     ship = "candidate pair" if rows["candidate pair"]["passes"] else max(
         (n for n in rows if rows[n]["passes"]), key=lambda n: rows[n][key], default=None)
     print(json.dumps({"n": {"ffpp_utk": int((~ffhq).sum()), "ffhq": int(ffhq.sum())},
