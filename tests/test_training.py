@@ -418,17 +418,11 @@ def test_init_weights_load_from_a_run_or_an_export(tmp_path):
             _load_weights(str(tmp_path / "best.pt")), strict=True)
 
 
-def _detail(img: np.ndarray) -> float:
-    """Laplacian standard deviation of the grey image: how much fine detail a crop carries."""
-    import cv2
-
-    return float(cv2.Laplacian(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).std())
-
-
 def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp_path):
     """--soften-frac: a share of samples, real and fake alike, lose most of their
     detail before augmentation; every other sample is byte for byte what it was."""
     need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.faces import face_detail as _detail  # the measure the app's soft-face warning uses
     from deepfake_demo.training.augment import soften
     from deepfake_demo.training.trainer import TrainConfig, _EpochSet, load_train_data
 
