@@ -8,7 +8,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -210,12 +210,6 @@ def _cudnn_off_on_gpu(device: str):
                 torch.backends.cudnn.enabled = _CUDNN_SAVED
 
 
-def _soft(observations, limit: float) -> bool:
-    """A face is soft when the median detail of its observations is below ``limit``."""
-    details = [o.detail for o in observations if o.detail is not None]
-    return bool(details) and float(np.median(details)) < limit
-
-
 @dataclass(frozen=True)
 class _Options:
     n_frames: int
@@ -280,7 +274,7 @@ class _Run:
         di, verdict, note = agg.decide_file([(f.verdict, f.fake_probability) for f in faces], sizes,
                                             decisive_px, [f.id for f in faces])
         # soft faces, except small ones that do not decide (the reason already passes over them as too small)
-        soft = [f for i, f in enumerate(faces) if _soft(f.observations, self.det.decision.soft_face_detail)
+        soft = [f for i, f in enumerate(faces) if f.is_soft(self.det.decision.soft_face_detail)
                 and (i == di or sizes[i] >= decisive_px)]
         if soft:
             which = ", ".join(f"face {f.id}" for f in soft)
@@ -349,9 +343,11 @@ class _Run:
             p = agg.track_probability([o.fake_probability for o in obs], self.o.strategy)
             per_model = {n: agg.track_probability([o.models[n] for o in obs], self.o.strategy) for n in self.o.names}
             verdict, reason = agg.decide(p, self.o.threshold, self.o.band, per_model, self.det.decision.disagreement)
-            if verdict == agg.Verdict.FAKE and _soft(obs, self.det.decision.soft_face_detail):
-                reason += "; but the face is soft (blurred or upscaled), and blur alone pushes these models towards FAKE"
-            out.append(FaceTrack(id=ti + 1, fake_probability=p, verdict=verdict, reason=reason, models=per_model,
-                                 observations=tuple(obs)))
+            track = FaceTrack(id=ti + 1, fake_probability=p, verdict=verdict, reason=reason, models=per_model,
+                              observations=tuple(obs))
+            if verdict == agg.Verdict.FAKE and track.is_soft(self.det.decision.soft_face_detail):
+                track = replace(track, reason=reason + "; but the face is soft (blurred or upscaled), and blur alone "
+                                                       "pushes these models towards FAKE")
+            out.append(track)
         self._timed("aggregate", t)
         return out

@@ -68,6 +68,16 @@ class FaceTrack:
     models: Mapping[str, float]
     observations: tuple[FaceObservation, ...]
 
+    @property
+    def detail(self) -> float | None:
+        """The median :attr:`FaceObservation.detail` of the face (None when none was measured)."""
+        d = [o.detail for o in self.observations if o.detail is not None]
+        return float(np.median(d)) if d else None
+
+    def is_soft(self, limit: float) -> bool:
+        """Whether the face is softer than ``limit`` (``DecisionSettings.soft_face_detail``)."""
+        return self.detail is not None and self.detail < limit
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
