@@ -12,28 +12,19 @@ cannot bring its ECE down, the gap is not the temperature's; no test crop is rea
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
+from valsplit import score, setup
 
 
 def main() -> int:
-    import torch
-
-    from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, ffpp_val_mask, load_train_data, predict_logits
+    from deepfake_demo.training.trainer import ffpp_val_mask
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    d = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
-    y, g = d.val_labels, np.asarray(d.val_groups)
-    ens = load_ensemble(args.weights, "cpu")
-    z = np.mean([predict_logits(m, d.val_images, c.spec) / c.spec.temperature
-                 for c, m in zip(ens.cards, ens.models)], axis=0)
+    args, data, y, g, ens = setup(out=False)
+    z = np.mean([score(ens, c, data.val_images).logits.astype(np.float64) / c.spec.temperature for c in ens.cards],
+                axis=0)
     parts = {"whole split": np.ones(len(y), bool), "FF++ part": ffpp_val_mask(g)}
     out = {}
     for fit_name, fit_mask in parts.items():

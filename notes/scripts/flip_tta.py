@@ -13,34 +13,22 @@ No test crop is read; the rule it decides is in notes/training.md ("Mirrored fac
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
+from valsplit import score, setup
 
 
 def main() -> int:
-    import torch
-
-    from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.augment import resize_to
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, ffpp_val_auc, load_train_data
+    from deepfake_demo.training.trainer import ffpp_val_auc
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    ap.add_argument("--out")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
-    y, g = data.val_labels, np.asarray(data.val_groups)
-    ens = load_ensemble(args.weights, "cpu")
+    args, data, y, g, ens = setup()
 
     plain, flip, members = [], [], {}
     for c in ens.cards:
-        ims = np.stack([resize_to(i, c.spec.input_size) for i in data.val_images])
-        lg = ens.run(c.name, ims, with_cam=False, batch_size=64).logits.astype(np.float64)
-        lf = ens.run(c.name, np.ascontiguousarray(ims[:, :, ::-1]), with_cam=False, batch_size=64).logits
+        lg = score(ens, c, data.val_images).logits.astype(np.float64)
+        lf = score(ens, c, np.ascontiguousarray(data.val_images[:, :, ::-1])).logits
         both = (lg + lf.astype(np.float64)) / 2
         plain.append(lg / c.spec.temperature)
         flip.append(both / fit_temperature(y, both))

@@ -11,39 +11,27 @@ the ``--soften-frac`` fine-tune (notes/training.md) is decided on this output.
 """
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 from robustness import degrade  # the degradations robustness.py applies to faces/test
+from valsplit import score, setup
 
 CONDITIONS = {"none": None, "blur 1": ("blur", 1.0), "blur 2": ("blur", 2.0), "face_px 56": ("face_px", 56)}
 
 
 def main() -> int:
-    import torch
-
     from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.config import DECISION
-    from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.augment import resize_to
     from deepfake_demo.training.metrics import roc_auc
-    from deepfake_demo.training.trainer import TrainConfig, ffpp_val_auc, load_train_data
+    from deepfake_demo.training.trainer import ffpp_val_auc
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    ap.add_argument("--out")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-    data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
-    y, g = data.val_labels, np.asarray(data.val_groups)
-    ens = load_ensemble(args.weights, "cpu")
+    args, data, y, g, ens = setup()
     fake_at = ens.threshold() + DECISION.uncertain_band
     rows = {}
     for name, f in CONDITIONS.items():
         ims = data.val_images if f is None else np.stack([degrade(i, *f) for i in data.val_images])
-        probs = {c.name: ens.run(c.name, np.stack([resize_to(i, c.spec.input_size) for i in ims]), with_cam=False,
-                                 batch_size=64).probs.astype(np.float64) for c in ens.cards}
+        probs = {c.name: score(ens, c, ims).probs.astype(np.float64) for c in ens.cards}
         p = ensemble_probability(probs, temperature=ens.temperature())
         called = lambda m: round(float((p[m] >= fake_at).mean()), 3)  # noqa: E731
         rows[name] = {"auc_ffpp": round(ffpp_val_auc(y, g, p), 4), "auc": round(roc_auc(y, p), 4),
