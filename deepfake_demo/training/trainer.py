@@ -625,6 +625,24 @@ def exported_val_logits(card) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return predict_logits(model, data.val_images, card.spec), y, list(data.val_groups)
 
 
+def _checkpoint_val_logits(path: Path, cards: dict, weights_dir: Path):
+    """(member name, validation logits, labels, groups or None) from a run directory's best.pt or a
+    checkpoint file in its format, after checking that the member's card in ``weights_dir`` was exported
+    from exactly this checkpoint."""
+    import torch
+
+    ck = torch.load(path if path.is_file() else path / "best.pt", map_location="cpu", weights_only=False)
+    name = TrainConfig(**ck["config"]).arch
+    if name not in cards:
+        raise ValueError(f"{path}: no card {name}.json in {weights_dir}; export the member first")
+    y = np.asarray(ck["val_labels"])
+    card_val = cards[name].info.get("validation") or {}
+    same_auc = abs(card_val.get("auc", -1.0) - roc_auc(y, ck["val_logits"])) <= 1e-9
+    if card_val.get("epoch") != int(ck["epoch"]) + 1 or not same_auc:
+        raise ValueError(f"{path}: the card {name}.json was not exported from this checkpoint")
+    return name, ck["val_logits"], y, ck.get("val_groups")
+
+
 def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
                  **info: Any) -> Path:
     """Fit the ensemble's temperature on the shared validation split, set its
@@ -638,30 +656,19 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     then recomputed from the shipped weights on the split its card's ``train_config`` describes (see
     :func:`exported_val_logits`). The members' logits are divided by the temperatures in their cards (as
     inference does), averaged, and a temperature for that mean is fitted like a member's."""
-    import torch
-
     from ..models import ENSEMBLE_CARD, read_cards
 
     weights_dir = Path(weights_dir)
     cards = {c.name: c for c in read_cards(weights_dir)}
     calibrated, labels, names, groups = [], None, [], None
     for rd in run_dirs:  # a run directory (its best.pt), a checkpoint file in best.pt's format, or a card name
-        if not Path(rd).exists() and str(rd) in cards:
+        if Path(rd).exists():
+            name, vl, y, g = _checkpoint_val_logits(Path(rd), cards, weights_dir)
+        elif str(rd) in cards:
             name = str(rd)
             vl, y, g = exported_val_logits(cards[name])
-        elif not Path(rd).exists():
-            raise ValueError(f"{rd}: neither a run directory, a checkpoint file nor a member card in {weights_dir}")
         else:
-            ck = torch.load(Path(rd) if Path(rd).is_file() else Path(rd) / "best.pt", map_location="cpu",
-                            weights_only=False)
-            name = TrainConfig(**ck["config"]).arch
-            if name not in cards:
-                raise ValueError(f"{rd}: no card {name}.json in {weights_dir}; export the member first")
-            card_val = cards[name].info.get("validation") or {}
-            if (card_val.get("epoch") != int(ck["epoch"]) + 1
-                    or abs(card_val.get("auc", -1.0) - roc_auc(np.asarray(ck["val_labels"]), ck["val_logits"])) > 1e-9):
-                raise ValueError(f"{rd}: the card {name}.json was not exported from this checkpoint")
-            vl, y, g = ck["val_logits"], np.asarray(ck["val_labels"]), ck.get("val_groups")
+            raise ValueError(f"{rd}: neither a run directory, a checkpoint file nor a member card in {weights_dir}")
         if name in names:
             raise ValueError(f"{rd}: member {name} given twice")
         if labels is not None and not np.array_equal(labels, y):
