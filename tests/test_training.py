@@ -134,8 +134,9 @@ def test_best_threshold_separates_classes():
 def test_two_step_training_exports_loadable_member(tmp_path):
     need_data("faces", "train", "real", "ffpp")
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.trainer import TrainConfig, train, export_member
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.loop import train
+    from deepfake_demo.training.calibrate import export_member
     cfg = TrainConfig(arch="efficientnet_b0", input_size=64, epochs=1, samples_per_epoch=16, batch_size=8,
                       max_steps=2, workers=0, threads=2, groups_limit=5, val_frac=0.4, val_max_per_group=2,
                       cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "run"), device="cpu")
@@ -163,8 +164,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     # a second member on the same validation split, then the ensemble's own calibration
     from dataclasses import replace as _replace
 
-    from deepfake_demo.training.trainer import fit_ensemble
-
+    from deepfake_demo.training.calibrate import fit_ensemble
     cfg2 = _replace(cfg, arch="resnet10t", out_dir=str(tmp_path / "run2"))
     train(cfg2, progress=False)
     export_member(tmp_path / "run2", tmp_path / "weights", reproduce="pytest")
@@ -181,8 +181,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     import torch
 
     from deepfake_demo.models import read_cards
-    from deepfake_demo.training.trainer import exported_val_logits
-
+    from deepfake_demo.training.calibrate import exported_val_logits
     ck2 = torch.load(tmp_path / "run2" / "best.pt", map_location="cpu", weights_only=False)
     vl, vy, vg = exported_val_logits(read_cards(tmp_path / "weights", ["resnet10t"])[0])
     assert np.array_equal(vy, ck2["val_labels"]) and vg == list(ck2["val_groups"])
@@ -205,7 +204,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
 
 
 def test_ffpp_validation_auc_leaves_out_the_other_real_sources():
-    from deepfake_demo.training.trainer import ffpp_val_auc
+    from deepfake_demo.training.dataset import ffpp_val_auc
     from deepfake_demo.train import parse_config
 
     groups = ["train_real_ffpp"] * 2 + ["train_real_utkface"] * 2 + ["train_fake_Deepfakes", "train_fake_FaceSwap"]
@@ -227,8 +226,10 @@ def test_keep_epochs_average_and_export(tmp_path):
     import torch
 
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.trainer import TrainConfig, average_checkpoints, export_member, fit_ensemble, train
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.averaging import average_checkpoints
+    from deepfake_demo.training.calibrate import export_member, fit_ensemble
+    from deepfake_demo.training.loop import train
     cfg = TrainConfig(arch="resnet10t", input_size=64, epochs=2, samples_per_epoch=16, batch_size=8, workers=0,
                       threads=2, groups_limit=5, val_frac=0.4, val_max_per_group=2, keep_epochs=True,
                       cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "run"), device="cpu")
@@ -330,15 +331,15 @@ def test_ffhq_photos_join_training_and_validation_but_not_the_held_out_part(tmp_
 
     from deepfake_demo.evaluate import held_out_subsets
     from deepfake_demo.training.data import FFHQ_GROUP, ffhq_split, list_group
-    from deepfake_demo.training.trainer import TrainConfig, _EpochSet, load_train_data
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, load_train_data
     cfg = TrainConfig(input_size=64, samples_per_epoch=400, groups_limit=8, ffhq_frac=0.3, val_frac=0.25,
                       cache_dir=str(tmp_path / "cache"))
     data = load_train_data(cfg)
     tr, va, held = ffhq_split(8)
     assert data.real_ffhq is not None and len(data.real_ffhq[0]) == len(tr)
     assert data.val_groups.count("train_real_ffhq") == len(va) and data.counts["train_real_ffhq"]["held_out"] == len(held)
-    ds = _EpochSet(data, cfg, 0)
+    ds = EpochSet(data, cfg, 0)
     assert (ds.kind == 4).sum() > 40 and (ds.index[ds.kind == 4] < len(tr)).all()  # ~0.5 real x 0.3 of 400
     sbi = ds.kind == 3
     assert set(ds.sbi_src[sbi].tolist()) == {0, 1, 2}  # self-blends from FF++, UTKFace and FFHQ faces
@@ -362,8 +363,8 @@ def test_gan_faces_join_training_and_validation_but_not_the_held_out_part(tmp_pa
 
     from deepfake_demo.evaluate import held_out_subsets
     from deepfake_demo.training.data import FFHQ_GROUP, GAN_GROUPS, list_group, synthetic_split
-    from deepfake_demo.training.trainer import TrainConfig, _EpochSet, _fake_val_groups, load_train_data
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, fake_val_groups, load_train_data
     cfg = TrainConfig(input_size=64, samples_per_epoch=400, groups_limit=8, ffhq_frac=0.2, gan_frac=0.2,
                       val_frac=0.25, cache_dir=str(tmp_path / "cache"))
     data = load_train_data(cfg)
@@ -372,8 +373,8 @@ def test_gan_faces_join_training_and_validation_but_not_the_held_out_part(tmp_pa
     for g, (tr, va, held) in splits.items():
         name = g.replace("synthetic_", "train_")
         assert data.val_groups.count(name) == len(va) and data.counts[name]["held_out"] == len(held)
-    assert _fake_val_groups(data)[-2:] == ["train_fake_stylegan", "train_fake_stylegan2"]
-    ds = _EpochSet(data, cfg, 0)
+    assert fake_val_groups(data)[-2:] == ["train_fake_stylegan", "train_fake_stylegan2"]
+    ds = EpochSet(data, cfg, 0)
     gan = ds.kind == 5
     assert 50 < gan.sum() < 110 and (ds.index[gan] < len(data.fake_gan)).all()  # 0.2 of 400
     # the fake half keeps its size: generated faces replace FF++ fakes and self-blends in proportion
@@ -387,7 +388,7 @@ def test_gan_faces_join_training_and_validation_but_not_the_held_out_part(tmp_pa
                         cache_dir=str(tmp_path / "cache"))
     d0 = load_train_data(plain)
     assert d0.fake_gan is None and not any("stylegan" in g for g in d0.val_groups)
-    assert (_EpochSet(d0, plain, 3).kind == _EpochSet(data, plain, 3).kind).all()
+    assert (EpochSet(d0, plain, 3).kind == EpochSet(data, plain, 3).kind).all()
     card = lambda f: SimpleNamespace(info={"train_config": {"gan_frac": f}})  # noqa: E731
     assert held_out_subsets([card(0.0)]) == {}
     sub = held_out_subsets([card(0.0), card(0.1)])
@@ -403,19 +404,18 @@ def test_init_weights_load_from_a_run_or_an_export(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from deepfake_demo.training.trainer import _load_weights
-
+    from deepfake_demo.training.loop import load_weights
     m = timm.create_model("resnet10t", pretrained=False, num_classes=1)
     sd = m.state_dict()
     torch.save({"model": sd, "epoch": 0}, tmp_path / "best.pt")
     save_file({k: v.half() if v.is_floating_point() else v for k, v in sd.items()}, str(tmp_path / "m.safetensors"))
     for src in (tmp_path / "best.pt", tmp_path / "m.safetensors"):
         m2 = timm.create_model("resnet10t", pretrained=False, num_classes=1)
-        m2.load_state_dict(_load_weights(str(src)), strict=True)
+        m2.load_state_dict(load_weights(str(src)), strict=True)
         assert torch.allclose(m2.fc.weight, m.fc.weight, atol=1e-3)
     with pytest.raises(RuntimeError):
         timm.create_model("efficientnet_b0", pretrained=False, num_classes=1).load_state_dict(
-            _load_weights(str(tmp_path / "best.pt")), strict=True)
+            load_weights(str(tmp_path / "best.pt")), strict=True)
 
 
 def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp_path):
@@ -424,8 +424,8 @@ def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp
     need_data("faces", "train", "real", "ffpp")
     from deepfake_demo.faces import face_detail as _detail  # the measure the app's soft-face warning uses
     from deepfake_demo.training.augment import soften
-    from deepfake_demo.training.trainer import TrainConfig, _EpochSet, load_train_data
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, load_train_data
     base = dict(input_size=96, samples_per_epoch=120, groups_limit=8, val_frac=0.25, cache_dir=str(tmp_path / "cache"))
     data = load_train_data(TrainConfig(**base))
     for seed in range(6):  # on real face crops, each draw of soften removes most of the detail
@@ -433,7 +433,7 @@ def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp
         out = soften(face, np.random.default_rng(seed))
         assert out.shape == face.shape and out.dtype == np.uint8
         assert _detail(out) < 0.75 * _detail(face)
-    plain, soft = _EpochSet(data, TrainConfig(**base), 2), _EpochSet(data, TrainConfig(**base, soften_frac=0.5), 2)
+    plain, soft = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, soften_frac=0.5), 2)
     assert (plain.kind == soft.kind).all() and (plain.index == soft.index).all()
     changed, labels = [], []
     for i in range(len(plain)):

@@ -33,6 +33,9 @@ __all__ = [
     "synthetic_split",
     "FFHQ_GROUP",
     "GAN_GROUPS",
+    "DFDC_GROUPS",
+    "DFDC_PARTS",
+    "dfdc_split",
     "main",
 ]
 
@@ -57,9 +60,14 @@ GROUPS: dict[str, tuple[str, int]] = {
     "synthetic_real_ffhq": ("synthetic/real/ffhq", 0),
     "synthetic_fake_stylegan": ("synthetic/fake/stylegan", 1),
     "synthetic_fake_stylegan2": ("synthetic/fake/stylegan2", 1),
+    # DFDC: one face per video, 5000 originals and one face swap of each. Split by the original a fake
+    # was made from (dfdc_split), never by file: a fake and its original share a person and a scene.
+    "dfdc_real": ("dfdc_faces/real", 0),
+    "dfdc_fake": ("dfdc_faces/fake", 1),
 }
 TEST_GROUPS = tuple(g for g in GROUPS if g.startswith("test_"))
 SYNTHETIC_GROUPS = tuple(g for g in GROUPS if g.startswith("synthetic_"))
+DFDC_GROUPS = ("dfdc_real", "dfdc_fake")
 
 # Mean MTCNN landmarks of a 0.3-margin crop, as fractions of the crop side
 # (measured on the FF++ train crops); used where no face is found.
@@ -188,6 +196,32 @@ def synthetic_split(group: str, n: int, seed: int = 1234) -> tuple[np.ndarray, n
     return np.sort(idx[:a]), np.sort(idx[a:b]), np.sort(idx[b:])
 
 
+DFDC_PARTS = {"train": 0.7, "val": 0.15, "held_out": 0.15}  # of the 5000 originals, with their fakes
+
+
+def dfdc_split(paths: Sequence[str], root: Path = DATA_ROOT, seed: int = 1234) -> dict[str, np.ndarray]:
+    """Indices into ``paths`` (files of a dfdc_faces/ group) of each part of :data:`DFDC_PARTS`, split
+    by ``source_group`` from ``dfdc_faces/groups.csv``: a fake always falls in its original's part, so no
+    person and scene is seen in training and then scored in validation or the held-out part. The
+    held-out part is never trained or selected on; ``evaluate`` scores it."""
+    with open(root / "dfdc_faces" / "groups.csv", newline="") as f:
+        source = {row["file"]: row["source_group"] for row in csv.DictReader(f)}
+    originals = sorted(set(source.values()))
+    rng = np.random.default_rng([seed, 80])
+    order = rng.permutation(len(originals))
+    n_train = int(round(len(originals) * DFDC_PARTS["train"]))
+    n_val = int(round(len(originals) * DFDC_PARTS["val"]))
+    part_of = {}
+    for rank, i in enumerate(order):
+        part_of[originals[i]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "held_out"
+    names = [Path(p).name for p in paths]
+    missing = [n for n in names if n not in source]
+    if missing:
+        raise ValueError(f"{len(missing)} DFDC files not in groups.csv (first: {missing[0]})")
+    parts = np.array([part_of[source[n]] for n in names])
+    return {k: np.flatnonzero(parts == k) for k in DFDC_PARTS}
+
+
 def ffhq_split(n: int, seed: int = 1234) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`synthetic_split` of the FFHQ photos of real people."""
     return synthetic_split(FFHQ_GROUP, n, seed)
@@ -219,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
         ap.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
-    groups = args.groups or [g for g in GROUPS if g not in SYNTHETIC_GROUPS]
+    groups = args.groups or [g for g in GROUPS if g not in SYNTHETIC_GROUPS + DFDC_GROUPS]
     torch.set_num_threads(args.threads)
     stats = {}
     for g in groups:

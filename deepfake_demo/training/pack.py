@@ -6,7 +6,7 @@ that carries tens of megabytes needs the same crops re-encoded: JPEG at a high
 quality (the training augmentations recompress far harder, at 35-95), with the
 landmarks, detection flags and source paths kept exactly. Unpacking decodes
 them back into cache files of the same names, so ``load_group`` and the
-trainer run unchanged on the other side.
+training loop run unchanged on the other side.
 
     python -m deepfake_demo.training.pack --out runs/pack            # train groups + synthetic/, quality 95
     python -m deepfake_demo.training.pack --unpack runs/pack --cache-dir runs/cache

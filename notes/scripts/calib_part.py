@@ -20,8 +20,7 @@ from valsplit import score, setup
 
 def main() -> int:
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, sigmoid
-    from deepfake_demo.training.trainer import ffpp_val_mask
-
+    from deepfake_demo.training.dataset import ffpp_val_mask
     args, data, y, g, ens = setup(out=False)
     z = np.mean([score(ens, c, data.val_images).logits.astype(np.float64) / c.spec.temperature for c in ens.cards],
                 axis=0)

@@ -21,8 +21,7 @@ from valsplit import score, setup
 
 def main() -> int:
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import ffpp_val_auc
-
+    from deepfake_demo.training.dataset import ffpp_val_auc
     args, data, y, g, ens = setup()
 
     plain, flip, members = [], [], {}

@@ -23,8 +23,9 @@ def main() -> int:
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import roc_auc, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, load_train_data, predict_logits
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import load_train_data
+    from deepfake_demo.training.loop import predict_logits
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="weights")
     ap.add_argument("--sizes", type=int, nargs="+", default=[160, 192, 224])

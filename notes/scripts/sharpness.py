@@ -22,8 +22,7 @@ def main() -> int:
     from deepfake_demo.training.augment import augment
     from deepfake_demo.training.data import load_group
     from deepfake_demo.training.metrics import roc_auc
-    from deepfake_demo.training.trainer import FAKE_GROUPS
-
+    from deepfake_demo.training.config import FAKE_GROUPS
     real = load_group("train_real_ffpp").images
     fake = np.concatenate([load_group(g).images for g in FAKE_GROUPS])
     plain = np.array([detail(i) for i in real])

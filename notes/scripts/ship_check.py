@@ -4,7 +4,7 @@ Scores the shipped ensemble (--reference, a weights directory, on its own 160 px
 candidate runs' best checkpoints (--runs, on the --cache-size crop cache, each at its own input size) on ONE
 validation split: the FF++/UTKFace part plus the FFHQ validation quarter (``--ffhq-frac 0.2``), the
 split the shipped pair was chosen on. faces/test, the held-out FFHQ quarter and the videos play no part.
-Each candidate member's temperature, and then the ensemble's, is fitted on this split as the trainer does.
+Each candidate member's temperature, and then the ensemble's, is fitted on this split as training.calibrate does.
 
 ``--rule input-size`` (the 224 px fine-tune, "Input size"; ``--cache-size 224``):
   the candidate ships if its ensemble AUC on the whole split >= the reference's + 0.01 and its share of
@@ -50,7 +50,9 @@ def main() -> int:
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import (TrainConfig, ffpp_val_auc, load_run, load_train_data, member_spec,
+    from deepfake_demo.training.config import TrainConfig, member_spec
+    from deepfake_demo.training.dataset import ffpp_val_auc, load_train_data
+    from deepfake_demo.training.loop import load_run
                                                 predict_logits)
 
     ap = argparse.ArgumentParser()

