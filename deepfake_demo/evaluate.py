@@ -20,9 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["evaluate_crops", "evaluate_videos", "plot_roc", "plot_reliability", "model_card_markdown", "main"]
+__all__ = ["evaluate_crops", "dfdc_held_out", "sources_table", "trained_on_sources", "EVALUATE_COMMAND", "evaluate_videos", "plot_roc", "plot_reliability", "main"]
 
 ENSEMBLE = "ensemble"
+EVALUATE_COMMAND = "python -m deepfake_demo.evaluate --synthetic --dfdc --write-cards --model-card weights/README.md"
 
 
 def _member_crops(spec, groups: Sequence[str], cache_size: int, data_root: Path | None,
@@ -75,6 +76,15 @@ def held_out_subsets(cards, data_root: Path | None = None) -> dict[str, np.ndarr
 
     groups = ([FFHQ_GROUP] if used("ffhq_frac") else []) + (list(GAN_GROUPS) if used("gan_frac") else [])
     return {g: synthetic_split(g, len(list_group(g, data_root or DATA_ROOT)))[2] for g in groups}
+
+
+def dfdc_held_out(data_root: Path | None = None) -> dict[str, np.ndarray]:
+    """The held-out 15 % of the DFDC originals and their fakes (``training.data.dfdc_split``): no member
+    trains or is chosen on them, whether or not it saw the rest of DFDC."""
+    from .training.data import DATA_ROOT, DFDC_GROUPS, dfdc_split, list_group
+
+    root = data_root or DATA_ROOT
+    return {g: dfdc_split([p.name for p in list_group(g, root)], root)["held_out"] for g in DFDC_GROUPS}
 
 
 def _gan_held_out(held: dict[str, Any] | None) -> bool:
@@ -198,8 +208,41 @@ def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, threshold: float) -> str:
-    lines = []
+SOURCES_NOTE = ("Each source's fakes against its own reals, on data no member trained or was chosen on: "
+                "faces/test for FF++, the held-out 15 % of DFDC originals with their fakes (split by original), "
+                "the held-out quarters of synthetic/ (StyleGAN/StyleGAN2 against FFHQ photos).")
+
+
+def sources_table(crops: dict | None, synth: dict | None, dfdc: dict | None, trained_on: dict[str, bool]) -> list[str]:
+    """Markdown rows: per held-out source, the AUC of the ensemble and of each member, and whether any
+    member trained on (another part of) that source."""
+    rows = [("FaceForensics++ (faces/test)", "ffpp", crops), ("DFDC (held-out originals)", "dfdc", dfdc),
+            ("Generated faces vs FFHQ (held-out)", "gan", synth)]
+    rows = [r for r in rows if r[2]]
+    if not rows:
+        return []
+    names = list(rows[0][2]["metrics"])
+    out = ["### Across sources", "", SOURCES_NOTE, "",
+           "| source | n | trained on another part of it | " + " | ".join(f"AUC {n}" for n in names) + " |",
+           "|---|---|---|" + "---|" * len(names)]
+    for title, key, res in rows:
+        out.append(f"| {title} | {res['metrics'][names[0]]['n']} | {'yes' if trained_on.get(key) else 'no'} | "
+                   + " | ".join(f"{res['metrics'][n]['auc']:.3f}" for n in names) + " |")
+    return out + [""]
+
+
+def trained_on_sources(cards) -> dict[str, bool]:
+    """Which sources some member trained on: FF++ always; DFDC with ``dfdc_frac`` > 0; generated faces
+    with ``gan_frac`` > 0."""
+    def used(key: str) -> bool:
+        return any(float((c.info.get("train_config") or {}).get(key) or 0) > 0 for c in cards)
+
+    return {"ffpp": True, "dfdc": used("dfdc_frac"), "gan": used("gan_frac")}
+
+
+def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, threshold: float,
+              dfdc: dict | None = None, trained_on: dict[str, bool] | None = None) -> str:
+    lines = sources_table(crops, synth, dfdc, trained_on or {})
     held = (synth or {}).get("held_out") or {}
     if not held:
         synth_title = "Out of domain: synthetic/ (StyleGAN fakes vs FFHQ photos, never trained on)"
@@ -209,7 +252,8 @@ def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, thres
     else:
         synth_title = ("synthetic/, held-out quarters only (StyleGAN fakes and FFHQ photos; members trained on "
                        "another half of each)")
-    for title, res in (("Face crops, faces/test", crops), (synth_title, synth)):
+    dfdc_title = "DFDC faces, the held-out 15 % of originals with their fakes"
+    for title, res in (("Face crops, faces/test", crops), (synth_title, synth), (dfdc_title, dfdc)):
         if not res:
             continue
         lines += [f"### {title}", "", f"Ensemble threshold {threshold} on the calibrated fake probability; "
@@ -240,59 +284,6 @@ def _markdown(crops: dict | None, synth: dict | None, videos: dict | None, thres
     return "\n".join(lines)
 
 
-def model_card_markdown(cards, ens_card: dict | None, results_md: str, date: str) -> str:
-    """A human-readable model card (``weights/README.md``, also the Hub repo's
-    card) from the members' JSON cards, the ensemble card and the evaluation."""
-    first = cards[0].info
-    out = ["# Deepfake detector ensemble: model card", "",
-           f"Members: {', '.join(f'`{c.name}` ({c.spec.input_size} px)' for c in cards)}. "
-           f"Evaluated {date} with `python -m deepfake_demo.evaluate --synthetic --write-cards "
-           f"--model-card weights/README.md`.", ""]
-    for key, title in (("description", "What it is"), ("intended_use", "Intended use"),
-                       ("training_data", "Training data"), ("limits", "Limits"),
-                       ("compute_note", "What a GPU run would change"), ("license", "Licence")):
-        if first.get(key):
-            out += [f"## {title}", ""]
-            if key == "description":  # the text is a member's: say first what the ensemble is
-                out += [f"An ensemble of {len(cards)} timm CNNs ({', '.join(f'`{c.spec.arch}`' for c in cards)}) "
-                        "whose calibrated logits are averaged (see Members). What each member is:", ""]
-                texts = [str(c.info.get(key) or "") for c in cards]
-                if len(set(texts)) > 1:  # members made differently: each its own text, under its name
-                    for c, text in zip(cards, texts):
-                        out += [f"`{c.name}`: {text}", ""]
-                    continue
-            out += [str(first[key]), ""]
-    out += ["## Members", "", "| member | arch | input | crop margin | temperature | threshold | loss | "
-            "epochs | validation AUC | validation AUC, FF++ only | validation ECE |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for c in cards:
-        v = c.info.get("validation") or {}
-        out.append(f"| {c.name} | `{c.spec.arch}` | {c.spec.input_size} | {c.spec.crop_margin:g} | "
-                   f"{c.spec.temperature:g} | {c.spec.threshold:g} | {c.info.get('loss', '-')} | "
-                   f"{c.info.get('epochs_trained', '-')} | {_fmt(v.get('auc', '-'))} | "
-                   f"{_fmt(v.get('auc_ffpp', '-'))} | {_fmt(v.get('ece', '-'))} |")
-    if ens_card:
-        v = ens_card.get("validation") or {}
-        out += ["", f"Ensemble: {ens_card.get('rule', '')}; temperature {ens_card['temperature']:g}, "
-                    f"threshold {ens_card['threshold']:g}; validation AUC {_fmt(v.get('auc', '-'))} "
-                    f"({_fmt(v.get('auc_ffpp', '-'))} on its FF++ part alone), "
-                    f"ECE {_fmt(v.get('ece_before', '-'))} before and {_fmt(v.get('ece', '-'))} after its "
-                    f"temperature (n = {v.get('n', '-')})."]
-    out += ["", "Validation is a random 10% of `faces/train` (at most 250 per folder). Its reals include "
-            "UTKFace (and FFHQ) photos, which are easy to tell from FF++ video frames by their look alone, so "
-            "its AUC is optimistic; the FF++-only figure (FF++ originals against FF++ fakes) is the one like "
-            "faces/test (notes/training.md, \"What validation measures\"). The figures below are on data no "
-            "choice was made on.", "", "## Evaluation", "", results_md, "",
-            "![ROC on faces/test](roc_faces_test.png) ![Reliability on faces/test](reliability_faces_test.png)",
-            "", "## Reproduce", ""]
-    for c in cards:
-        if c.info.get("reproduce"):
-            out += [f"`{c.name}`:", "", "```bash", str(c.info["reproduce"]), "```", ""]
-    if ens_card and ens_card.get("reproduce"):
-        out += ["Ensemble calibration:", "", "```bash", str(ens_card["reproduce"]), "```", ""]
-    return "\n".join(out)
-
-
 def _strip(res: dict | None) -> dict | None:
     return None if res is None else {"metrics": res["metrics"]}
 
@@ -311,6 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-videos", action="store_true")
     ap.add_argument("--max-videos", type=int, default=None, help="only the first N real and N fake videos (smoke runs)")
     ap.add_argument("--synthetic", action="store_true", help="also score synthetic/ (StyleGAN vs FFHQ)")
+    ap.add_argument("--dfdc", action="store_true", help="also score the held-out part of dfdc_faces/")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--write-cards", action="store_true", help="add the test figures to the weights' model cards")
     ap.add_argument("--model-card", type=Path, default=None,
@@ -330,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     thr = round(ens.threshold(), 4)  # the ensemble card's threshold: what the tool decides with
     results: dict[str, Any] = {"weights": str(wdir), "members": ens.names, "threshold": thr,
                                "date": time.strftime("%Y-%m-%d")}
-    crops = synth = videos = None
+    crops = synth = videos = dfdc = None
     if not args.no_crops:
         crops = evaluate_crops(ens, TEST_GROUPS, thr, data_root=args.data)
         plot_roc(crops["labels"], crops["probs"], args.out / "roc_faces_test.png", "ROC, faces/test crops")
@@ -348,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         plot_roc(synth["labels"], synth["probs"], args.out / "roc_synthetic.png",
                  "ROC, synthetic/ (held-out quarters)" if gan_seen else "ROC, synthetic/ (out of domain)")
         results["synthetic"] = _strip(synth)
+    if args.dfdc:
+        from .training.data import DFDC_GROUPS
+
+        dfdc = evaluate_crops(ens, DFDC_GROUPS, thr, data_root=args.data, subsets=dfdc_held_out(args.data))
+        plot_roc(dfdc["labels"], dfdc["probs"], args.out / "roc_dfdc.png", "ROC, DFDC held-out originals")
+        results["dfdc_held_out"] = _strip(dfdc)
     if not args.no_videos:
         k = args.max_videos
         vids = sorted((args.data / "videos" / "real").glob("*.mp4"))[:k] + sorted((args.data / "videos" / "fake").glob("*.mp4"))[:k]
@@ -355,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         videos = evaluate_videos(wdir, vids, args.frames, labels)
         results["videos"] = videos
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=float))
-    md = _markdown(crops, synth, videos, thr)
+    md = _markdown(crops, synth, videos, thr, dfdc, trained_on_sources(ens.cards))
     (args.out / "results.md").write_text(md)
     print(md)
     if args.write_cards:
@@ -369,23 +367,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             if synth:
                 key = "synthetic_held_out" if gan_seen else "synthetic_out_of_domain"
                 test[key] = {k: synth["metrics"][card.name][k] for k in ("auc", "ece", "n")}
+            if dfdc:
+                test["dfdc_held_out"] = {k: dfdc["metrics"][card.name][k] for k in ("auc", "ece", "n")}
+                test["dfdc_held_out_ensemble"] = {k: dfdc["metrics"][ENSEMBLE][k] for k in ("auc", "ece", "n")}
             if videos:
                 test["videos"] = {"frames": videos["frames"], "auc_ensemble": videos["auc"].get(ENSEMBLE),
                                   "auc_member": videos["auc"].get(card.name)}
             info["test_metrics"] = json.loads(json.dumps(test, default=float))
-            info["evaluate_command"] = "python -m deepfake_demo.evaluate --synthetic --write-cards --model-card weights/README.md"
+            info["evaluate_command"] = EVALUATE_COMMAND
             path.write_text(json.dumps(info, indent=2) + "\n")
         print(f"wrote test figures into {len(ens.cards)} card(s) in {wdir}")
     if args.model_card:
         import shutil
 
-        from .models import read_cards
+        from .cards import model_card_markdown, read_cards
 
         args.model_card.parent.mkdir(parents=True, exist_ok=True)
         for png in ("roc_faces_test.png", "reliability_faces_test.png"):
             if (args.out / png).exists():
                 shutil.copy(args.out / png, args.model_card.parent / png)
-        args.model_card.write_text(model_card_markdown(read_cards(wdir), ens.ensemble_card, md, results["date"]))
+        args.model_card.write_text(model_card_markdown(read_cards(wdir), ens.ensemble_card, md, results["date"],
+                                                          EVALUATE_COMMAND))
         print(f"wrote {args.model_card}")
     return 0
 

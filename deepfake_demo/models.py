@@ -1,13 +1,11 @@
-"""Build the timm ensemble from model cards, load safetensors weights from a
-local directory or the Hugging Face Hub, and score face crops with a Grad-CAM
-map from the same forward pass."""
+"""Build the timm ensemble from model cards (:mod:`deepfake_demo.cards`, re-exported here), load
+safetensors weights from a local directory or the Hugging Face Hub, and score face crops with a
+Grad-CAM map from the same forward pass."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import WEIGHTS_ENV, ModelSpec, spec_from_card
+from .cards import (ENSEMBLE_CARD, HOW_TO_GET_WEIGHTS, EnsembleCard, ModelCard, NoWeightsError, WeightsError,
+                    card_threshold, read_cards, read_ensemble_card, sha256_file, write_card)
+from .config import WEIGHTS_ENV, ModelSpec
 
 __all__ = [
     "NoWeightsError",
@@ -35,40 +35,13 @@ __all__ = [
     "card_threshold",
     "to_model_input",
     "resolve_device",
+    "EnsembleCard",
+    "HOW_TO_GET_WEIGHTS",
 ]
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
-HOW_TO_GET_WEIGHTS = (
-    "train them with `python -m deepfake_demo.train` (see README, 'Training'), "
-    f"or point --weights / ${WEIGHTS_ENV} at a directory or Hugging Face Hub repo id that holds "
-    "*.safetensors files with their model cards (*.json)"
-)
-
-
-class NoWeightsError(RuntimeError):
-    """No trained weights were found where we looked."""
-
-
-class WeightsError(RuntimeError):
-    """Weights were found but cannot be trusted or loaded (bad card, hash mismatch)."""
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """One ensemble member as its card describes it."""
-
-    name: str
-    spec: ModelSpec
-    weights_path: Path
-    sha256: str
-    info: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def warning(self) -> str | None:
-        w = self.info.get("warning")
-        return str(w) if w else None
 
 
 def resolve_device(device: str | None) -> str:
@@ -81,15 +54,6 @@ def resolve_device(device: str | None) -> str:
     if device not in ("cpu",) and not device.startswith("cuda"):
         raise RuntimeError(f"unknown device {device!r}; use cpu or cuda")
     return device
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_weights_dir(source: str | os.PathLike | None = None) -> Path:
@@ -125,110 +89,6 @@ def resolve_weights_dir(source: str | os.PathLike | None = None) -> Path:
         ) from None
     except (HfHubHTTPError, OSError, ValueError) as exc:
         raise NoWeightsError(f"could not fetch weights from Hub repo {repo!r}: {exc}") from None
-
-
-def read_cards(weights_dir: str | os.PathLike, names: Sequence[str] | None = None) -> list[ModelCard]:
-    """Model cards (``*.json`` with an ``arch`` key) in a directory, sorted by name.
-    ``names`` selects members by card name or arch."""
-    d = Path(weights_dir)
-    cards: list[ModelCard] = []
-    for p in sorted(d.glob("*.json")):
-        try:
-            info = json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise WeightsError(f"model card {p.name} is not valid JSON: {exc}") from None
-        if not isinstance(info, dict) or "arch" not in info:
-            continue
-        name = str(info.get("name") or p.stem)
-        if names and name not in names and info["arch"] not in names:
-            continue
-        wfile = d / str(info.get("weights_file") or f"{p.stem}.safetensors")
-        if not wfile.is_file():
-            raise NoWeightsError(f"model card {p.name} names {wfile.name}, which is missing; {HOW_TO_GET_WEIGHTS}")
-        if info.get("trained") is False:
-            raise WeightsError(f"{p.name} describes untrained weights; refusing to give verdicts from them")
-        try:
-            spec = spec_from_card(info)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WeightsError(f"model card {p.name} is incomplete: {exc}") from None
-        cards.append(ModelCard(name, spec, wfile, str(info.get("sha256", "")), info))
-    if not cards:
-        which = f" for {', '.join(names)}" if names else ""
-        raise NoWeightsError(f"no trained weights found in {d}{which}; {HOW_TO_GET_WEIGHTS}")
-    return cards
-
-
-ENSEMBLE_CARD = "ensemble.json"
-"""Calibration of the members together (no ``arch`` key, so not a member card)."""
-
-
-def read_ensemble_card(weights_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """``ensemble.json`` in a weights directory: ``members`` (card names), the
-    ``temperature`` that divides the mean calibrated logit (fitted on
-    validation) and the ``threshold`` on the result. None if absent."""
-    p = Path(weights_dir) / ENSEMBLE_CARD
-    if not p.is_file():
-        return None
-    try:
-        info = json.loads(p.read_text())
-        info["members"] = sorted(str(m) for m in info["members"])
-        info["temperature"] = float(info["temperature"])
-        info["threshold"] = float(info["threshold"])
-        if "weights" in info:  # fitted on validation; older cards have none (equal weights)
-            info["weights"] = {str(k): float(v) for k, v in info["weights"].items()}
-            if sorted(info["weights"]) != info["members"] or min(info["weights"].values()) < 0 \
-                    or not sum(info["weights"].values()) > 0:
-                raise ValueError("weights must give each member a weight >= 0, not all zero")
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise WeightsError(f"{ENSEMBLE_CARD} is not a valid ensemble card: {exc}") from None
-    if not (info["temperature"] > 0 and 0 < info["threshold"] < 1):
-        raise WeightsError(f"{ENSEMBLE_CARD}: temperature must be > 0 and threshold in (0, 1)")
-    return info
-
-
-def _same_members(ens_card: Mapping[str, Any] | None, names: Sequence[str]) -> bool:
-    return bool(ens_card) and sorted(names) == ens_card["members"]
-
-
-def _stale_members(ens_card: Mapping[str, Any], cards: Sequence[ModelCard]) -> list[str]:
-    """Members whose weights changed since the ensemble card was fitted."""
-    shas = ens_card.get("member_sha256") or {}
-    return [c.name for c in cards if c.name in shas and shas[c.name] != c.sha256]
-
-
-def card_threshold(cards: Sequence[ModelCard], ens_card: Mapping[str, Any] | None = None,
-                   names: Sequence[str] | None = None) -> float:
-    """The decision threshold when none is given, from the cards. For exactly
-    the members the ensemble card was fitted on, its threshold; otherwise (a
-    subset, or no ensemble card) the members' own thresholds combined like
-    their probabilities (:func:`~deepfake_demo.aggregate.ensemble_probability`)."""
-    from .aggregate import ensemble_probability
-
-    chosen = [c for c in cards if not names or c.name in names]
-    if _same_members(ens_card, [c.name for c in chosen]):
-        return float(ens_card["threshold"])
-    return float(ensemble_probability([np.array([c.spec.threshold]) for c in chosen])[0])
-
-
-def write_card(path: str | os.PathLike, spec: ModelSpec, weights_file: str | os.PathLike, **info: Any) -> dict:
-    """Write a JSON model card for ``weights_file`` (sha256 computed here)."""
-    w = Path(weights_file)
-    card = {
-        "name": Path(path).stem,
-        "arch": spec.arch,
-        "input_size": spec.input_size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "interpolation": spec.interpolation,
-        "crop_margin": spec.crop_margin,
-        "temperature": spec.temperature,
-        "threshold": spec.threshold,
-        "weights_file": w.name,
-        "sha256": sha256_file(w),
-        **info,
-    }
-    Path(path).write_text(json.dumps(card, indent=2) + "\n")
-    return card
 
 
 def build_model(card: ModelCard, device: str = "cpu"):
@@ -299,12 +159,11 @@ def to_model_input(crops, spec: ModelSpec, device) -> torch.Tensor:
 class Ensemble:
     """The loaded members. ``run`` scores crops that were cut to each member's spec."""
 
-    def __init__(self, cards: Sequence[ModelCard], models: Sequence[Any], device: str, source: Path,
-                 ensemble_card: Mapping[str, Any] | None = None):
+    def __init__(self, cards: Sequence[ModelCard], models: Sequence[Any], device: str,
+                 ensemble_card: EnsembleCard | None = None):
         self.cards = list(cards)
         self.models = list(models)
         self.device = device
-        self.source = source
         self.ensemble_card = ensemble_card
 
     @property
@@ -322,14 +181,17 @@ class Ensemble:
     def temperature(self, names: Sequence[str] | None = None) -> float:
         """The ensemble temperature for these members (1 where none was fitted for them)."""
         chosen = self.names if not names else [n for n in self.names if n in names]
-        return float(self.ensemble_card["temperature"]) if _same_members(self.ensemble_card, chosen) else 1.0
+        ens = self.ensemble_card
+        return float(ens.temperature) if ens is not None and ens.fits(chosen) else 1.0
 
     def weights(self, names: Sequence[str] | None = None) -> dict[str, float]:
         """Each member's weight in the combination (the ensemble card's, fitted on validation, for exactly
         its members; equal weights for any other choice of members)."""
         chosen = self.names if not names else [n for n in self.names if n in names]
-        fitted = (self.ensemble_card or {}).get("weights") if _same_members(self.ensemble_card, chosen) else None
-        return {n: float(fitted[n]) if fitted else 1.0 / len(chosen) for n in chosen}
+        ens = self.ensemble_card
+        if ens is not None and ens.fits(chosen):
+            return {n: ens.weight(n) for n in chosen}
+        return {n: 1.0 / len(chosen) for n in chosen}
 
     def combine(self, member_probs: Mapping[str, np.ndarray]) -> np.ndarray:
         """The ensemble's fake probability (N,) from these members' calibrated ones, each (N,): their
@@ -388,9 +250,9 @@ def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
     d = resolve_weights_dir(source)
     cards = read_cards(d, names)
     ens_card = read_ensemble_card(d)
-    stale = _stale_members(ens_card, cards) if ens_card else []
+    stale = ens_card.stale(cards) if ens_card else []
     if stale:
         raise WeightsError(f"{ENSEMBLE_CARD} was fitted on other weights of {', '.join(stale)}; "
                            "refit it (python -m deepfake_demo.train --fit-ensemble ...) or remove it")
     models = [build_model(c, device) for c in cards]
-    return Ensemble(cards, models, device, d, ens_card)
+    return Ensemble(cards, models, device, ens_card)

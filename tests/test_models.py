@@ -123,12 +123,16 @@ def test_card_thresholds_set_the_default(tmp_path, tiny_weights):
 
 
 def test_human_readable_model_card(tiny_weights):
-    from deepfake_demo.evaluate import model_card_markdown
+    from functools import partial
 
+    from deepfake_demo.cards import EnsembleCard
+    from deepfake_demo.cards import model_card_markdown as _md
+
+    model_card_markdown = partial(_md, evaluate_command="python -m deepfake_demo.evaluate")
     cards = read_cards(tiny_weights)
-    ens = {"members": sorted(c.name for c in cards), "temperature": 1.2, "threshold": 0.45, "rule": "r",
-           "validation": {"auc": 0.9, "auc_ffpp": 0.79, "ece_before": 0.08, "ece": 0.02, "n": 10},
-           "reproduce": "python -m x"}
+    ens = EnsembleCard(tuple(sorted(c.name for c in cards)), 1.2, 0.45, info={
+        "rule": "r", "validation": {"auc": 0.9, "auc_ffpp": 0.79, "ece_before": 0.08, "ece": 0.02, "n": 10},
+        "reproduce": "python -m x"})
     md = model_card_markdown(cards, ens, "| results |", "2026-01-01")
     assert md.startswith("# ") and "| results |" in md and "python -m x" in md
     for c in cards:

@@ -2,7 +2,6 @@
 the member export (:func:`export_member`) and the ensemble fit (:func:`fit_ensemble`)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -163,7 +162,7 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     describes (:func:`exported_val_logits`). The members' logits are divided by the temperatures in their
     cards (as inference does), combined with weights fitted on validation (:func:`fit_member_weights`;
     ``equal_weights``: the plain mean), and a temperature for that combination is fitted like a member's."""
-    from ..models import ENSEMBLE_CARD, read_cards
+    from ..cards import read_cards, write_ensemble_card
 
     weights_dir = Path(weights_dir)
     cards = {c.name: c for c in read_cards(weights_dir)}
@@ -210,17 +209,5 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     for v in cal["members_alone"].values():
         for k in ("temperature", "log_loss_before", "ece_before", "acc", "balanced_accuracy_threshold", "n", "n_fake"):
             v.pop(k, None)
-    card = {
-        "kind": "ensemble",
-        "members": sorted(order),
-        "weights": {n: round(float(wi), 4) for n, wi in sorted(zip(order, w))},
-        "temperature": round(temp, 4),
-        "threshold": round(thr, 4),
-        "rule": "p = sigmoid(sum_m w_m * logit_m / T_m / T_ensemble); FAKE/REAL around the threshold",
-        "member_sha256": {n: cards[n].sha256 for n in sorted(order)},
-        "validation": cal,
-        **info,
-    }
-    out = weights_dir / ENSEMBLE_CARD
-    out.write_text(json.dumps(card, indent=2, default=float) + "\n")
-    return out
+    return write_ensemble_card(weights_dir, [cards[n] for n in order], dict(zip(order, w)), temp, thr,
+                               validation=cal, **info)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelSpec
-from ..models import write_card
+from ..cards import write_card
 
 __all__ = ["save_member"]
 
