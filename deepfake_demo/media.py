@@ -3,6 +3,7 @@ RGB uint8, shape (H, W, 3); BGR exists only inside the OpenCV calls."""
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -132,7 +133,12 @@ def load_image(path: str | os.PathLike, limits: Limits = LIMITS) -> Media:
     except MediaError:
         raise
     except Image.DecompressionBombError as exc:
-        raise MediaError(f"image is too large to analyse: {exc}") from None
+        # PIL refuses headers over twice its own limit inside Image.open, before our size check can
+        # run: say it in our words (found by `python -m deepfake_demo.stress fuzz`)
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" (its header declares {int(m.group(1)) / 1e6:.0f} MP)" if m else ""
+        raise MediaError(f"image is too large{size}, above the {limits.max_image_pixels / 1e6:.0f} MP limit; "
+                         "downscale it first") from None
     except UnidentifiedImageError:
         raise MediaError("not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
