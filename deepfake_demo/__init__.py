@@ -8,18 +8,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
-__all__ = ["Detector", "Report", "FaceTrack", "FaceObservation", "Verdict", "analyze", "__version__"]
+__all__ = ["Detector", "AnalysisOptions", "Report", "FaceTrack", "FaceObservation", "Verdict", "analyze",
+           "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .pipeline import Detector
+    from .pipeline import AnalysisOptions, Detector
     from .report import FaceObservation, FaceTrack, Report
     from .aggregate import Verdict
 
 
 def __getattr__(name: str):
-    if name == "Detector":
-        from .pipeline import Detector
-        return Detector
+    if name in ("Detector", "AnalysisOptions"):
+        from . import pipeline
+        return getattr(pipeline, name)
     if name in ("Report", "FaceTrack", "FaceObservation"):
         from . import report
         return getattr(report, name)

@@ -1,16 +1,25 @@
-"""Pure functions from probabilities to verdicts: crop -> track -> file.
+"""Pure functions from probabilities to verdicts, and every word of their reasons:
+crop -> frame -> track -> file.
 
 Per crop, the ensemble probability is the sigmoid of the mean of the members'
 temperature-scaled logits (each member calibrated on its own validation set).
-Per track, a named strategy reduces the per-frame probabilities; per file, the
-most suspicious track decides (:func:`worst_track`), because one swapped face
-makes a video fake.
+Per frame, :func:`decide_frame` gives the verdict a box is drawn with; per track,
+a named strategy reduces the per-frame probabilities and :func:`decide_track`
+decides; per file, :func:`decide_file` lets the most suspicious large face decide
+(:func:`worst_track`), because one swapped face makes a video fake, and writes the
+notes on small and soft faces. The UI and CLI only read what these return.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .config import DECISION, DecisionSettings
+
+if TYPE_CHECKING:  # pragma: no cover - report imports this module, so only for the type hints
+    from .report import FaceObservation, FaceTrack
 
 __all__ = [
     "Verdict",
@@ -20,9 +29,17 @@ __all__ = [
     "STRATEGIES",
     "track_probability",
     "effective_band",
+    "band_edges",
+    "face_size_px",
+    "median_detail",
     "worst_track",
-    "decide_file",
     "decide",
+    "decide_frame",
+    "TrackDecision",
+    "decide_track",
+    "FileDecision",
+    "decide_file",
+    "soft_face_warning",
 ]
 
 
@@ -34,7 +51,6 @@ class Verdict:
     UNCERTAIN = "UNCERTAIN"
     NO_FACE = "NO_FACE"
     ERROR = "ERROR"
-    ALL = (FAKE, REAL, UNCERTAIN, NO_FACE, ERROR)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -113,6 +129,29 @@ def effective_band(threshold: float, band: float) -> float:
     return max(0.0, min(band, threshold / 2.0, (1.0 - threshold) / 2.0))
 
 
+def band_edges(threshold: float, band: float) -> tuple[float, float]:
+    """(low, high): probabilities at or below low are REAL, at or above high FAKE,
+    in between UNCERTAIN (``band`` narrowed by :func:`effective_band`)."""
+    b = effective_band(threshold, band)
+    return threshold - b, threshold + b
+
+
+def face_size_px(boxes: Iterable[Sequence[float]]) -> float:
+    """A face's size over its frames: the median shorter side of its (x1, y1, x2, y2)
+    boxes, in frame pixels (what ``DecisionSettings.decisive_face_px`` is compared with)."""
+    sides = [min(b[2] - b[0], b[3] - b[1]) for b in boxes]
+    if not sides:
+        raise ValueError("no boxes to measure")
+    return float(np.median(sides))
+
+
+def median_detail(details: Iterable[float | None]) -> float | None:
+    """The median :func:`~deepfake_demo.faces.face_detail` of a face's frames
+    (None where none was measured)."""
+    d = [x for x in details if x is not None]
+    return float(np.median(d)) if d else None
+
+
 def worst_track(tracks: Sequence[tuple[str, float]], sizes: Sequence[float] | None = None,
                 min_size: float = 0.0) -> int:
     """Index of the track that decides a file, from (verdict, probability) pairs:
@@ -127,28 +166,6 @@ def worst_track(tracks: Sequence[tuple[str, float]], sizes: Sequence[float] | No
     return max(pool, key=lambda i: (rank.get(tracks[i][0], -1), tracks[i][1]))
 
 
-def decide_file(tracks: Sequence[tuple[str, float]], sizes: Sequence[float], min_size: float,
-                ids: Sequence[int] | None = None) -> tuple[int, str, str]:
-    """The file's verdict from its face tracks' (verdict, probability) pairs and
-    face sizes: (index of the deciding track, file verdict, note for the reason).
-
-    :func:`worst_track` among the faces of at least ``min_size``; smaller ones
-    are named in the note. Weak evidence can raise doubt but not convict: if the
-    deciding face is REAL and a small one is not, the file is UNCERTAIN."""
-    di = worst_track(tracks, sizes, min_size)
-    verdict = tracks[di][0]
-    ids = list(ids) if ids is not None else list(range(1, len(tracks) + 1))
-    small = [i for i in range(len(tracks)) if i != di and sizes[i] < min_size <= sizes[di]]
-    if not small:
-        return di, verdict, ""
-    names = ", ".join(f"face {ids[i]} ({sizes[i]:.0f} px, {tracks[i][0]} {tracks[i][1]:.2f})" for i in small)
-    note = f"; {names} {'is' if len(small) == 1 else 'are'} under {min_size:.0f} px, too small to decide the file"
-    if verdict == Verdict.REAL and any(tracks[i][0] != Verdict.REAL for i in small):
-        verdict = Verdict.UNCERTAIN
-        note += ", and not clearly real: the file stays UNCERTAIN"
-    return di, verdict, note
-
-
 def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
            member_probs: Mapping[str, float] | None = None, disagreement: float = 0.6) -> tuple[str, str]:
     """Verdict and a one-line reason for a fake probability.
@@ -158,8 +175,7 @@ def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
     """
     if prob is None:
         return Verdict.NO_FACE, "no face was found, so nothing could be judged (this is not a REAL verdict)"
-    band = effective_band(threshold, band)
-    lo, hi = threshold - band, threshold + band
+    lo, hi = band_edges(threshold, band)
     if member_probs and len(member_probs) > 1:
         vals = list(member_probs.values())
         if max(vals) - min(vals) > disagreement:
@@ -173,3 +189,96 @@ def decide(prob: float | None, threshold: float = 0.5, band: float = 0.15,
     if prob <= lo:
         return Verdict.REAL, f"fake probability {p} is below {lo_s} (threshold {t_s})"
     return Verdict.UNCERTAIN, f"fake probability {p} is within the uncertain band {lo_s}-{hi_s}"
+
+
+def decide_frame(prob: float, models: Mapping[str, float], rule: DecisionSettings = DECISION) -> str:
+    """The verdict one analysed frame of a face would get on its own (the colour of
+    its box): :func:`decide` on that frame's ensemble and member probabilities."""
+    return decide(prob, rule.threshold, rule.uncertain_band, models, rule.disagreement)[0]
+
+
+_SOFT_FAKE_NOTE = "; but the face is soft (blurred or upscaled), and blur alone pushes these models towards FAKE"
+
+
+@dataclass(frozen=True)
+class TrackDecision:
+    """One face's call over its frames: probability (0..1), per-member probabilities,
+    verdict (a :class:`Verdict`) and its one-line reason."""
+
+    fake_probability: float
+    models: Mapping[str, float]
+    verdict: str
+    reason: str
+
+
+def decide_track(observations: Sequence["FaceObservation"], rule: DecisionSettings = DECISION) -> TrackDecision:
+    """Decide one face from its observations (one per analysed frame): the ensemble's
+    and each member's probabilities reduced over frames by ``rule.aggregation``,
+    then :func:`decide`. A FAKE on a soft face (median detail below
+    ``rule.soft_face_detail``) says so: blur alone pushes these models towards FAKE."""
+    if not observations:
+        raise ValueError("a face needs at least one observation")
+    p = track_probability([o.fake_probability for o in observations], rule.aggregation)
+    per_model = {n: track_probability([o.models[n] for o in observations], rule.aggregation)
+                 for n in observations[0].models}
+    verdict, reason = decide(p, rule.threshold, rule.uncertain_band, per_model, rule.disagreement)
+    detail = median_detail(o.detail for o in observations)
+    if verdict == Verdict.FAKE and detail is not None and detail < rule.soft_face_detail:
+        reason += _SOFT_FAKE_NOTE
+    return TrackDecision(p, per_model, verdict, reason)
+
+
+@dataclass(frozen=True)
+class FileDecision:
+    """The file's call: verdict, reason, the index of the deciding track in the
+    tracks given (None without faces) and warnings to add to the Report."""
+
+    verdict: str
+    reason: str
+    decider: int | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def soft_face_warning(ids: Sequence[int]) -> str:
+    """The Report warning for soft faces (by track id)."""
+    which = ", ".join(f"face {i}" for i in ids)
+    return (f"{which} {'is' if len(ids) == 1 else 'are'} soft (blurred, upscaled or smoothed: less fine detail "
+            f"than 98 % of the real FaceForensics++ faces the models trained on); on such faces these models "
+            f"call many real faces FAKE, so a FAKE there is weak evidence")
+
+
+def decide_file(tracks: Sequence["FaceTrack"], rule: DecisionSettings = DECISION, frames_with_face: int = 0,
+                frames_analyzed: int = 0) -> FileDecision:
+    """The file's verdict from its decided face tracks (:class:`~deepfake_demo.report.FaceTrack`).
+
+    :func:`worst_track` among the faces of at least ``rule.decisive_face_px``
+    (:func:`face_size_px`); smaller ones are named in the reason. Weak evidence can
+    raise doubt but not convict: if the deciding face is REAL and a small one is
+    not, the file is UNCERTAIN. Soft faces get a warning, except small ones that do
+    not decide (the reason already passes over them). Without tracks the file is
+    NO_FACE; ``frames_with_face`` of ``frames_analyzed`` frames that held a face no
+    track kept are named, since more frames might link them."""
+    if not tracks:
+        verdict, reason = decide(None)
+        if frames_with_face:
+            reason = (f"a face was detected in only {frames_with_face} isolated frame(s) of {frames_analyzed}, "
+                      "too few to judge; analyse more frames (this is not a REAL verdict)")
+        return FileDecision(verdict, reason)
+    calls = [(t.verdict, t.fake_probability) for t in tracks]
+    sizes = [t.size_px for t in tracks]
+    min_px = rule.decisive_face_px
+    k = worst_track(calls, sizes, min_px)
+    decider = tracks[k]
+    verdict = decider.verdict
+    reason = decider.reason if len(tracks) == 1 else f"face {decider.id} of {len(tracks)} decides: {decider.reason}"
+    small = [i for i in range(len(tracks)) if i != k and sizes[i] < min_px <= sizes[k]]
+    if small:
+        names = ", ".join(f"face {tracks[i].id} ({sizes[i]:.0f} px, {calls[i][0]} {calls[i][1]:.2f})" for i in small)
+        reason += f"; {names} {'is' if len(small) == 1 else 'are'} under {min_px:.0f} px, too small to decide the file"
+        if verdict == Verdict.REAL and any(calls[i][0] != Verdict.REAL for i in small):
+            verdict = Verdict.UNCERTAIN
+            reason += ", and not clearly real: the file stays UNCERTAIN"
+    # soft faces, except small ones that do not decide: they are soft by nature (upscaled background faces)
+    soft = [t.id for i, t in enumerate(tracks)
+            if (i == k or sizes[i] >= min_px) and t.is_soft(rule.soft_face_detail)]
+    return FileDecision(verdict, reason, k, (soft_face_warning(soft),) if soft else ())

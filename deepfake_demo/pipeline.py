@@ -22,7 +22,7 @@ from .media import Media, MediaError, kind_of, load_media
 from .models import Ensemble, load_ensemble, resolve_device
 from .report import FaceObservation, FaceTrack, Report, error_report
 
-__all__ = ["Detector", "Progress", "CAM_SIZE"]
+__all__ = ["Detector", "AnalysisOptions", "Progress", "CAM_SIZE"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,35 @@ _LOCK = threading.Lock()
 _CACHE: dict[tuple, "Detector"] = {}
 
 
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """How to analyse one input; None means the default.
+
+    ``frames``: frames sampled from a video (default ``DecisionSettings.default_frames``);
+    ``heatmaps``: compute Grad-CAM maps and display crops; ``threshold`` (0..1, default
+    the cards', :meth:`Detector.default_threshold`) and ``uncertain_band`` (half-width,
+    default ``DecisionSettings.uncertain_band``) on the calibrated fake probability;
+    ``aggregation``: a name in :data:`~deepfake_demo.aggregate.STRATEGIES`; ``models``:
+    the members to use (default all loaded). Bad values give an ERROR report, not an
+    exception.
+    """
+
+    frames: int | None = None
+    heatmaps: bool = True
+    threshold: float | None = None
+    uncertain_band: float | None = None
+    aggregation: str | None = None
+    models: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.models is not None:  # a list from a caller (or one name) still hashes and compares as a tuple
+            names = (self.models,) if isinstance(self.models, str) else tuple(self.models)
+            object.__setattr__(self, "models", names)
+
+    def with_(self, **changes: Any) -> "AnalysisOptions":
+        """A copy with the given fields replaced, leaving out those given as None."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given) if given else self
 
 
 class Detector:
@@ -75,24 +104,44 @@ class Detector:
     def model_names(self) -> list[str]:
         return self.ensemble.names
 
+    def _members(self, models: Sequence[str] | None) -> list[str]:
+        """The loaded members among ``models`` (all of them for None or empty), in load order."""
+        return [n for n in self.ensemble.names if not models or n in models]
+
+    def default_threshold(self, models: Sequence[str] | None = None) -> float:
+        """The threshold used when none is given, for these members (all by default): the
+        ensemble card's for exactly its members, else the members' own combined like their
+        probabilities (:func:`~deepfake_demo.models.card_threshold`). Raises ValueError when
+        none of ``models`` is loaded."""
+        names = self._members(models)
+        if not names:
+            raise ValueError(f"none of the selected models are loaded (loaded: {', '.join(self.ensemble.names)})")
+        return float(self.ensemble.threshold(names))
+
     def analyze(
         self,
         source: str | os.PathLike | np.ndarray,
         frames: int | None = None,
-        heatmaps: bool = True,
+        heatmaps: bool | None = None,
         progress: Progress | None = None,
         threshold: float | None = None,
         uncertain_band: float | None = None,
         aggregation: str | None = None,
         models: Sequence[str] | None = None,
+        *,
+        options: AnalysisOptions | None = None,
     ) -> Report:
         """Analyse an image or video path, or an RGB uint8 (H, W, 3) array.
 
-        Never raises for bad input: unreadable media gives an ERROR report with
-        the reason, a file without faces a NO_FACE report.
+        The settings come from ``options`` (:class:`AnalysisOptions`), each keyword
+        given (not None) replacing its field. Never raises for bad input:
+        unreadable media or a bad setting gives an ERROR report with the reason, a
+        file without faces a NO_FACE report.
         """
-        return self._analyze(source, None, frames, heatmaps, progress, threshold, uncertain_band, aggregation,
-                             models)
+        opts = (options or AnalysisOptions()).with_(frames=frames, heatmaps=heatmaps, threshold=threshold,
+                                                    uncertain_band=uncertain_band, aggregation=aggregation,
+                                                    models=models)
+        return self._analyze(source, None, opts, progress)
 
     def analyze_many(
         self,
@@ -100,6 +149,8 @@ class Detector:
         frames: int | None = None,
         progress_for: Callable[[Any], Progress | None] | None = None,
         decode_ahead: bool | None = None,
+        *,
+        options: AnalysisOptions | None = None,
         **kwargs: Any,
     ) -> Iterator[Report]:
         """Analyse ``sources`` in order, yielding one Report each, as :meth:`analyze` would.
@@ -112,10 +163,11 @@ class Detector:
         2-core CPU the two stages fight over the same cores and a batch of the
         13 shared videos took 15 % longer (``python -m deepfake_demo.bench
         --batch``). ``progress_for(source)``, if given, returns that input's
-        progress callback; ``kwargs`` are :meth:`analyze`'s.
+        progress callback; ``options`` and ``kwargs`` (its fields) are :meth:`analyze`'s.
         """
         items = list(sources)
-        n = self.decision.default_frames if frames is None else int(frames)
+        opts = (options or AnalysisOptions()).with_(frames=frames, **kwargs)
+        n = self.decision.default_frames if opts.frames is None else int(opts.frames)
         ahead_on = self.device.startswith("cuda") if decode_ahead is None else bool(decode_ahead)
         pool = ThreadPoolExecutor(1, thread_name_prefix="decode-ahead") if ahead_on and items else None
 
@@ -127,40 +179,40 @@ class Detector:
             for k, src in enumerate(items):
                 current, ahead = ahead, decode(k + 1)
                 progress = progress_for(src) if progress_for else None
-                yield self._analyze(src, current, n, progress=progress, **kwargs)
+                yield self._analyze(src, current, opts, progress)
         finally:  # stopped early (Ctrl-C, closed): do not wait for a decode nobody will read
             if pool:
                 pool.shutdown(wait=False, cancel_futures=True)
 
-    def _analyze(self, source, decoded: "Future | None", frames: int | None = None, heatmaps: bool = True,
-                 progress: Progress | None = None, threshold: float | None = None,
-                 uncertain_band: float | None = None, aggregation: str | None = None,
-                 models: Sequence[str] | None = None) -> Report:
+    def _analyze(self, source, decoded: "Future | None", opts: AnalysisOptions,
+                 progress: Progress | None = None) -> Report:
         t0 = time.perf_counter()
         path = None if isinstance(source, np.ndarray) else str(source)
         guess = "image" if path is None else kind_of(path, sniff=False)
-        strategy = aggregation or self.decision.aggregation
+        strategy = opts.aggregation or self.decision.aggregation
         if strategy not in agg.STRATEGIES:
             return error_report(path, f"unknown aggregation {strategy!r}; choose from {', '.join(agg.STRATEGIES)}",
                                 kind=guess)
-        names = [n for n in self.ensemble.names if not models or n in models]
+        names = self._members(opts.models)
         if not names:
             return error_report(path, f"none of the selected models are loaded (loaded: "
                                       f"{', '.join(self.ensemble.names)})", kind=guess)
-        thr = self.ensemble.threshold(names) if threshold is None else float(threshold)
+        thr = self.default_threshold(names) if opts.threshold is None else float(opts.threshold)
         if not 0.0 < thr < 1.0:
             return error_report(path, f"threshold must be between 0 and 1, got {thr}", kind=guess)
-        band = self.decision.uncertain_band if uncertain_band is None else float(uncertain_band)
-        opts = _Options(self.decision.default_frames if frames is None else int(frames), heatmaps,
-                        progress or (lambda f, d: None), thr, agg.effective_band(thr, band), strategy, tuple(names))
-        run = _Run(self, path, opts, t0)
+        band = self.decision.uncertain_band if opts.uncertain_band is None else float(opts.uncertain_band)
+        rule = replace(self.decision, threshold=thr, uncertain_band=agg.effective_band(thr, band),
+                       aggregation=strategy)
+        plan = _Plan(self.decision.default_frames if opts.frames is None else int(opts.frames), opts.heatmaps,
+                     tuple(names), rule)
+        run = _Run(self, path, plan, progress or (lambda f, d: None), t0)
         try:
             with _cudnn_off_on_gpu(self.device):
                 return run.execute(source, decoded)
         except MediaError as exc:
             return error_report(path, str(exc), kind=run.kind or guess, seconds=time.perf_counter() - t0)
-        except Exception as exc:  # a bug must cost one input, not the batch or the app
-            log.debug("analysis of %s failed", path, exc_info=True)
+        except Exception as exc:  # a bug must cost one input, not the batch or the app; the log keeps the traceback
+            log.exception("analysis of %s failed", path or "an array")
             return error_report(path, f"internal error while analysing ({exc.__class__.__name__}: {exc})",
                                 kind=run.kind or guess, seconds=time.perf_counter() - t0)
 
@@ -201,22 +253,21 @@ def _cudnn_off_on_gpu(device: str):
 
 
 @dataclass(frozen=True)
-class _Options:
+class _Plan:
+    """:class:`AnalysisOptions` resolved against the Detector: every default filled in."""
+
     n_frames: int
     heatmaps: bool
-    progress: Progress
-    threshold: float
-    band: float
-    strategy: str
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # the members used, in load order
+    rule: DecisionSettings  # threshold, (effective) band and aggregation of this analysis
 
 
 class _Run:
     """State of one analysis; one method per stage, timings recorded."""
 
-    def __init__(self, det: Detector, path: str | None, opts: _Options, t0: float):
-        self.det, self.path, self.o, self.t0 = det, path, opts, t0
-        self.progress = opts.progress
+    def __init__(self, det: Detector, path: str | None, plan: _Plan, progress: Progress, t0: float):
+        self.det, self.path, self.plan, self.t0 = det, path, plan, t0
+        self.progress = progress
         self.kind: str | None = None
         self.timings: dict[str, float] = {}
 
@@ -231,7 +282,7 @@ class _Run:
         if decoded is not None:  # decoded ahead (analyze_many): "decode" is the time left waiting for it
             media = decoded.result()
         else:
-            media = load_media(source, self.o.n_frames, self.det.limits,
+            media = load_media(source, self.plan.n_frames, self.det.limits,
                                lambda i, n: self.progress(0.15 * i / n, f"decoding frame {i}/{n}"))
         self.kind = media.kind
         t = self._timed("decode", t)
@@ -242,42 +293,25 @@ class _Run:
         tracks = link_tracks(per_frame, self.det.detection)
         t = self._timed("detect", t)
 
+        rule = self.plan.rule
         common = dict(path=self.path, kind=media.kind, frames_analyzed=len(media.frames),
-                      threshold=round(self.o.threshold, 4), uncertain_band=round(self.o.band, 4),
-                      aggregation=self.o.strategy, width=media.width, height=media.height, fps=media.fps,
+                      threshold=round(rule.threshold, 4), uncertain_band=round(rule.uncertain_band, 4),
+                      aggregation=rule.aggregation, width=media.width, height=media.height, fps=media.fps,
                       duration_s=media.duration_s, warnings=media.warnings + tuple(self.det.ensemble.warnings),
                       frames=media.frames)
-        if not tracks:
-            verdict, reason = agg.decide(None)
-            seen = sum(1 for faces in per_frame if faces)
-            if seen:
-                reason = (f"a face was detected in only {seen} isolated frame(s) of {len(per_frame)}, too few to "
-                          "judge; analyse more frames (this is not a REAL verdict)")
-            self.timings["total"] = time.perf_counter() - self.t0
-            return Report(verdict=verdict, reason=reason, seconds=self.timings["total"],
-                          timings_s=dict(self.timings), **common)
-
-        faces = self._score(media, tracks)
-        sizes = [float(np.median([min(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in f.observations]))
-                 for f in faces]
-        decisive_px = self.det.decision.decisive_face_px
-        di, verdict, note = agg.decide_file([(f.verdict, f.fake_probability) for f in faces], sizes,
-                                            decisive_px, [f.id for f in faces])
-        # soft faces, except small ones that do not decide (the reason already passes over them as too small)
-        soft = [f for i, f in enumerate(faces) if f.is_soft(self.det.decision.soft_face_detail)
-                and (i == di or sizes[i] >= decisive_px)]
-        if soft:
-            which = ", ".join(f"face {f.id}" for f in soft)
-            common["warnings"] += (
-                f"{which} {'is' if len(soft) == 1 else 'are'} soft (blurred, upscaled or smoothed: less fine detail "
-                f"than 98 % of the real FaceForensics++ faces the models trained on); on such faces these models "
-                f"call many real faces FAKE, so a FAKE there is weak evidence",)
-        decider = faces[di]
-        reason = decider.reason if len(faces) == 1 else f"face {decider.id} of {len(faces)} decides: {decider.reason}"
-        reason += note
+        faces = self._score(media, tracks) if tracks else []
+        t = time.perf_counter()
+        decision = agg.decide_file(faces, rule, frames_with_face=sum(1 for found in per_frame if found),
+                                   frames_analyzed=len(per_frame))
+        self._timed("aggregate", t)
         self.timings["total"] = time.perf_counter() - self.t0
+        if decision.decider is None:
+            return Report(verdict=decision.verdict, reason=decision.reason, seconds=self.timings["total"],
+                          timings_s=dict(self.timings), **common)
+        decider = faces[decision.decider]
+        common["warnings"] += decision.warnings
         self.progress(1.0, "done")
-        return Report(verdict=verdict, reason=reason, fake_probability=decider.fake_probability,
+        return Report(verdict=decision.verdict, reason=decision.reason, fake_probability=decider.fake_probability,
                       models=dict(decider.models), faces=tuple(faces), seconds=self.timings["total"],
                       timings_s=dict(self.timings), **common)
 
@@ -285,10 +319,10 @@ class _Run:
         frames = {f.index: f for f in media.frames}
         flat = [(ti, fb) for ti, tr in enumerate(tracks) for fb in tr]
         cards = {c.name: c for c in self.det.ensemble.cards}
-        ref_margin = cards[self.o.names[0]].spec.crop_margin
+        ref_margin = cards[self.plan.names[0]].spec.crop_margin
         member = {}
         details = None  # faces.face_detail of each face, on the training cache's framing
-        for mi, name in enumerate(self.o.names):
+        for mi, name in enumerate(self.plan.names):
             spec = cards[name].spec
             t = time.perf_counter()
             crops = np.stack([crop_face(frames[fb.frame_index].image, fb.box, spec.crop_margin, spec.input_size,
@@ -297,8 +331,8 @@ class _Run:
                     DETAIL_MARGIN, DETAIL_SIZE, "bicubic"):
                 details = [face_detail(c) for c in crops]
             t = self._timed("crop", t)
-            self.progress(0.45 + 0.5 * mi / len(self.o.names), f"scoring {len(flat)} face crop(s) with {name}")
-            member[name] = self.det.ensemble.run(name, crops, with_cam=self.o.heatmaps)
+            self.progress(0.45 + 0.5 * mi / len(self.plan.names), f"scoring {len(flat)} face crop(s) with {name}")
+            member[name] = self.det.ensemble.run(name, crops, with_cam=self.plan.heatmaps)
             self._timed(f"model:{name}", t)
 
         if details is None:  # no member crops at that framing
@@ -307,37 +341,33 @@ class _Run:
                        for _, fb in flat]
             self._timed("crop", t)
         t = time.perf_counter()
-        ens = self.det.ensemble.combine({n: member[n].probs for n in self.o.names})
-        weight = self.det.ensemble.weights(self.o.names)
+        rule = self.plan.rule
+        ens = self.det.ensemble.combine({n: member[n].probs for n in self.plan.names})
+        weight = self.det.ensemble.weights(self.plan.names)
         obs_by_track: list[list[FaceObservation]] = [[] for _ in tracks]
         for k, (ti, fb) in enumerate(flat):
             ref_box = square_box(fb.box, ref_margin)
             crop = cam = None
             model_cams: dict[str, np.ndarray] = {}
-            if self.o.heatmaps:
+            if self.plan.heatmaps:
                 crop = crop_face(frames[fb.frame_index].image, fb.box, ref_margin, CAM_SIZE)
-                for n in self.o.names:
+                for n in self.plan.names:
                     src = square_box(fb.box, cards[n].spec.crop_margin)
                     model_cams[n] = warp_cam(member[n].cams[k], src, ref_box, CAM_SIZE)
                 cam = combine_cams(model_cams.values(), [weight[n] * member[n].probs[k] for n in model_cams])
             fr = frames[fb.frame_index]
+            probs = {n: float(member[n].probs[k]) for n in self.plan.names}
             obs_by_track[ti].append(FaceObservation(
                 frame_index=fb.frame_index, time_s=fr.time_s, box=fb.box, detection_prob=fb.prob,
-                fake_probability=float(ens[k]), models={n: float(member[n].probs[k]) for n in self.o.names},
+                fake_probability=float(ens[k]), models=probs, verdict=agg.decide_frame(float(ens[k]), probs, rule),
                 crop_box=ref_box, crop=crop, cam=cam, model_cams=model_cams, detail=details[k]))
         self._timed("cam_render", t)
 
         t = time.perf_counter()
         out = []
         for ti, obs in enumerate(obs_by_track):
-            p = agg.track_probability([o.fake_probability for o in obs], self.o.strategy)
-            per_model = {n: agg.track_probability([o.models[n] for o in obs], self.o.strategy) for n in self.o.names}
-            verdict, reason = agg.decide(p, self.o.threshold, self.o.band, per_model, self.det.decision.disagreement)
-            track = FaceTrack(id=ti + 1, fake_probability=p, verdict=verdict, reason=reason, models=per_model,
-                              observations=tuple(obs))
-            if verdict == agg.Verdict.FAKE and track.is_soft(self.det.decision.soft_face_detail):
-                track = replace(track, reason=reason + "; but the face is soft (blurred or upscaled), and blur alone "
-                                                       "pushes these models towards FAKE")
-            out.append(track)
+            call = agg.decide_track(obs, rule)
+            out.append(FaceTrack(id=ti + 1, fake_probability=call.fake_probability, verdict=call.verdict,
+                                 reason=call.reason, models=call.models, observations=tuple(obs)))
         self._timed("aggregate", t)
         return out

@@ -1,5 +1,6 @@
 """Pictures made from a Report: annotated frames, face panels, heatmap files.
-Read-only over the Report; used by the CLI and the app."""
+Read-only over the Report: it draws what the Report says (each face's verdict
+included) and decides nothing; used by the CLI and the app."""
 from __future__ import annotations
 
 import os
@@ -9,13 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .aggregate import Verdict, decide
+from .aggregate import Verdict
 from .explain import overlay_crop, overlay_frame
 from .report import FaceObservation, FaceTrack, Report
 
-__all__ = ["VERDICT_RGB", "observations_by_frame", "annotate_frame", "face_panel", "write_heatmaps",
-           "annotated_frames", "write_annotated_video", "probability_figure", "probability_plot",
-           "face_panel_grid"]
+__all__ = ["VERDICT_RGB", "verdict_hex", "file_stem", "observations_by_frame", "annotate_frame", "face_panel",
+           "write_heatmaps", "annotated_frames", "write_annotated_video", "probability_figure", "face_panel_grid"]
 
 VERDICT_RGB = {
     Verdict.FAKE: (220, 38, 38),
@@ -24,10 +24,20 @@ VERDICT_RGB = {
     Verdict.NO_FACE: (100, 116, 139),
     Verdict.ERROR: (100, 116, 139),
 }
+"""The colour of each verdict, RGB 0..255: boxes here, badges and cards in the app."""
 
 
-def _verdict_of(p: float, report: Report) -> str:
-    return decide(p, report.threshold, report.uncertain_band)[0]
+def verdict_hex(verdict: str) -> str:
+    """:data:`VERDICT_RGB` as a CSS colour ("#rrggbb"); grey for anything else."""
+    return "#{:02x}{:02x}{:02x}".format(*VERDICT_RGB.get(verdict, VERDICT_RGB[Verdict.ERROR]))
+
+
+def file_stem(report: Report, max_len: int = 60) -> str:
+    """A file-name-safe stem for the files made from a report: the input's stem with
+    anything but word characters, dots and dashes replaced, at most ``max_len`` long
+    ("array" for an in-memory input)."""
+    stem = Path(report.path).stem if report.path else "array"
+    return re.sub(r"[^\w.-]+", "_", stem)[:max_len] or "array"
 
 
 def observations_by_frame(report: Report) -> dict[int, list[tuple[FaceTrack, FaceObservation]]]:
@@ -58,7 +68,7 @@ def annotate_frame(report: Report, frame_index: int, opacity: float = 0.5, heatm
     thick = max(2, round(max(h, w) / 500))
     scale = max(0.5, max(h, w) / 1400)
     for t, o in pairs:
-        colour = VERDICT_RGB[_verdict_of(o.fake_probability, report)]
+        colour = VERDICT_RGB[o.verdict]
         x1, y1, x2, y2 = (int(round(v)) for v in o.box)
         cv2.rectangle(img, (x1, y1), (x2, y2), colour, thick, cv2.LINE_AA)
         label = f"face {t.id}: {o.fake_probability:.2f}"
@@ -82,11 +92,6 @@ def face_panel(obs: FaceObservation, opacity: float = 0.5) -> np.ndarray:
     return np.concatenate(tiles, axis=1)
 
 
-def _stem(report: Report) -> str:
-    stem = Path(report.path).stem if report.path else "array"
-    return re.sub(r"[^\w.-]+", "_", stem)
-
-
 def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
         raise OSError(f"could not write {path}")
@@ -97,7 +102,7 @@ def write_heatmaps(report: Report, out_dir: str | os.PathLike, opacity: float = 
     panel per face and frame, as JPEG files into ``out_dir``. Returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = _stem(report)
+    stem = file_stem(report)
     written: list[Path] = []
     for idx, pairs in observations_by_frame(report).items():
         if not pairs:
@@ -205,8 +210,7 @@ def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)
 
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    lo = max(0.0, report.threshold - report.uncertain_band)
-    hi = min(1.0, report.threshold + report.uncertain_band)
+    lo, hi = report.uncertain_range
     ax.set_ylim(0, 1)
     ax.set_ylabel("fake probability")
     colours = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#65a30d", "#dc2626"]
@@ -246,16 +250,6 @@ def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
     return fig
-
-
-def probability_plot(report: Report, figsize: tuple[float, float] = (7.0, 3.2)) -> np.ndarray:
-    """:func:`probability_figure` rendered to an RGB uint8 (H, W, 3) array."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    fig = probability_figure(report, figsize)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
 def face_panel_grid(obs: FaceObservation, opacity: float = 0.5, columns: int = 2) -> np.ndarray:

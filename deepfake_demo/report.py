@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .aggregate import Verdict
+from .aggregate import Verdict, band_edges, face_size_px, median_detail
 from .media import Frame
 
 __all__ = ["FaceObservation", "FaceTrack", "Report", "error_report"]
@@ -30,7 +30,8 @@ class FaceObservation:
     ``cam`` is the ensemble Grad-CAM, (S, S) float32 in [0, 1], aligned with
     ``crop`` (S, S, 3) RGB uint8; ``model_cams`` the members' maps, same shape.
     ``detail`` is :func:`~deepfake_demo.faces.face_detail` of the face (low = soft:
-    blurred or upscaled).
+    blurred or upscaled). ``verdict`` is what this frame alone would be called
+    (:func:`~deepfake_demo.aggregate.decide_frame`): the colour its box is drawn in.
     """
 
     frame_index: int
@@ -39,6 +40,7 @@ class FaceObservation:
     detection_prob: float
     fake_probability: float
     models: Mapping[str, float]
+    verdict: str
     crop_box: tuple[int, int, int, int] = (0, 0, 0, 0)
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
     cam: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -53,6 +55,7 @@ class FaceObservation:
             "detection_prob": _r(self.detection_prob),
             "detail": _r(self.detail, 2),
             "fake_probability": _r(self.fake_probability),
+            "verdict": self.verdict,
             "models": {k: _r(v) for k, v in self.models.items()},
         }
 
@@ -71,8 +74,12 @@ class FaceTrack:
     @property
     def detail(self) -> float | None:
         """The median :attr:`FaceObservation.detail` of the face (None when none was measured)."""
-        d = [o.detail for o in self.observations if o.detail is not None]
-        return float(np.median(d)) if d else None
+        return median_detail(o.detail for o in self.observations)
+
+    @property
+    def size_px(self) -> float:
+        """The face's median shorter box side in frame pixels (:func:`~deepfake_demo.aggregate.face_size_px`)."""
+        return face_size_px(o.box for o in self.observations)
 
     def is_soft(self, limit: float) -> bool:
         """Whether the face is softer than ``limit`` (``DecisionSettings.soft_face_detail``)."""
@@ -118,6 +125,11 @@ class Report:
     def ok(self) -> bool:
         """True when the input was analysed (any verdict but ERROR)."""
         return self.verdict != Verdict.ERROR
+
+    @property
+    def uncertain_range(self) -> tuple[float, float]:
+        """(low, high) edges of the UNCERTAIN band around :attr:`threshold`."""
+        return band_edges(self.threshold, self.uncertain_band)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON contract (plain types only)."""

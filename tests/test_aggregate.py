@@ -1,11 +1,33 @@
 """Aggregation rules: pure functions, no weights."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from deepfake_demo.aggregate import (Verdict, confident_mean, decide, decide_file, effective_band,
-                                     ensemble_probability, track_probability, worst_track)
+from deepfake_demo.aggregate import (Verdict, band_edges, confident_mean, decide, decide_file, decide_frame,
+                                     decide_track, effective_band, ensemble_probability, face_size_px,
+                                     track_probability, worst_track)
+from deepfake_demo.config import DECISION
+from deepfake_demo.report import FaceObservation, FaceTrack
+
+RULE = replace(DECISION, decisive_face_px=64)
+
+
+def _obs(p: float, side: float = 120.0, detail: float | None = 10.0, models=None, k: int = 0) -> FaceObservation:
+    models = {"a": p, "b": p} if models is None else models
+    return FaceObservation(frame_index=k, time_s=k / 10, box=(10.0, 10.0, 10.0 + side, 10.0 + side * 1.2),
+                           detection_prob=0.99, fake_probability=p, models=models,
+                           verdict=decide_frame(p, models, RULE), detail=detail)
+
+
+def _track(tid: int, probs, side: float = 120.0, detail: float | None = 10.0, rule=RULE) -> FaceTrack:
+    """A face track decided by decide_track, as the pipeline makes one."""
+    obs = tuple(_obs(p, side, detail, k=k) for k, p in enumerate(probs))
+    call = decide_track(obs, rule)
+    return FaceTrack(id=tid, fake_probability=call.fake_probability, verdict=call.verdict, reason=call.reason,
+                     models=call.models, observations=obs)
 
 
 def test_ensemble_probability_is_logit_mean():
@@ -58,15 +80,72 @@ def test_small_faces_decide_only_when_no_large_face():
 
 def test_file_verdict_small_face_raises_doubt_but_does_not_convict():
     # a large REAL face and a small FAKE one: the large face decides, the file stays UNCERTAIN
-    di, verdict, note = decide_file([("REAL", 0.2), ("FAKE", 0.93)], [120, 45], 64, ids=[1, 2])
-    assert (di, verdict) == (0, Verdict.UNCERTAIN)
-    assert "face 2 (45 px, FAKE 0.93) is under 64 px" in note and "not clearly real" in note
+    d = decide_file([_track(1, [0.2], 120), _track(2, [0.93], 45)], RULE)
+    assert (d.decider, d.verdict) == (0, Verdict.UNCERTAIN)
+    assert d.reason.startswith("face 1 of 2 decides: fake probability 0.20 is below")
+    assert "face 2 (45 px, FAKE 0.93) is under 64 px" in d.reason and "not clearly real" in d.reason
     # the large face is FAKE: it decides, the small one is only named
-    di, verdict, note = decide_file([("FAKE", 0.7), ("REAL", 0.1)], [120, 45], 64)
-    assert (di, verdict) == (0, Verdict.FAKE) and "face 2 (45 px" in note and "UNCERTAIN" not in note
+    d = decide_file([_track(1, [0.7], 120), _track(2, [0.1], 45)], RULE)
+    assert (d.decider, d.verdict) == (0, Verdict.FAKE) and "face 2 (45 px" in d.reason
+    assert "UNCERTAIN" not in d.reason
     # small REAL faces do not reopen a REAL call; no small face, no note
-    assert decide_file([("REAL", 0.2), ("REAL", 0.1)], [120, 45], 64)[1] == Verdict.REAL
-    assert decide_file([("REAL", 0.2), ("FAKE", 0.9)], [120, 80], 64) == (1, Verdict.FAKE, "")
+    assert decide_file([_track(1, [0.2], 120), _track(2, [0.1], 45)], RULE).verdict == Verdict.REAL
+    d = decide_file([_track(1, [0.2], 120), _track(2, [0.9], 80)], RULE)
+    assert (d.decider, d.verdict) == (1, Verdict.FAKE) and "too small" not in d.reason and not d.warnings
+    # one face: its own reason, no "decides" preamble
+    one = _track(1, [0.9])
+    assert decide_file([one], RULE).reason == one.reason and "decides" not in one.reason
+
+
+def test_face_size_is_the_median_shorter_side():
+    assert face_size_px([(0, 0, 50, 80), (0, 0, 60, 40), (10, 10, 80, 110)]) == pytest.approx(50)
+    assert _track(1, [0.5, 0.5], side=45).size_px == pytest.approx(45)
+    with pytest.raises(ValueError):
+        face_size_px([])
+
+
+def test_soft_faces_warn_and_weaken_a_fake_but_not_when_small_and_passed_over():
+    soft_fake = _track(1, [0.95], detail=2.0)
+    assert soft_fake.verdict == Verdict.FAKE and "the face is soft" in soft_fake.reason
+    assert "soft" not in _track(1, [0.95], detail=10.0).reason  # sharp: no note
+    assert "soft" not in _track(1, [0.1], detail=2.0).reason  # a REAL call needs no such note
+    d = decide_file([soft_fake], RULE)
+    assert len(d.warnings) == 1 and d.warnings[0].startswith("face 1 is soft")
+    # two large soft faces are named together
+    d = decide_file([_track(1, [0.9], detail=2.0), _track(2, [0.1], detail=3.0)], RULE)
+    assert d.warnings[0].startswith("face 1, face 2 are soft")
+    # a small soft face that does not decide: passed over as too small, no soft warning
+    d = decide_file([_track(1, [0.2], 120, detail=10.0), _track(2, [0.9], 40, detail=2.0)], RULE)
+    assert "too small" in d.reason and d.warnings == ()
+    # no detail measured: never soft
+    assert decide_file([_track(1, [0.95], detail=None)], RULE).warnings == ()
+
+
+def test_no_face_file_says_why():
+    d = decide_file([], RULE)
+    assert (d.verdict, d.decider) == (Verdict.NO_FACE, None) and "not a REAL" in d.reason
+    d = decide_file([], RULE, frames_with_face=1, frames_analyzed=32)
+    assert d.verdict == Verdict.NO_FACE and "only 1 isolated frame(s) of 32" in d.reason and "not a REAL" in d.reason
+
+
+def test_frame_verdict_is_the_verdict_that_frame_alone_would_get():
+    assert decide_frame(0.9, {"a": 0.9, "b": 0.9}, RULE) == Verdict.FAKE
+    assert decide_frame(0.5, {"a": 0.5}, RULE) == Verdict.UNCERTAIN
+    assert decide_frame(0.1, {"a": 0.1, "b": 0.1}, RULE) == Verdict.REAL
+    assert decide_frame(0.8, {"a": 0.99, "b": 0.2}, RULE) == Verdict.UNCERTAIN  # members disagree
+    assert decide_frame(0.75, {"a": 0.75}, replace(RULE, threshold=0.8)) == Verdict.UNCERTAIN  # band 0.7-0.9
+    # a track's frames keep their own verdicts; the track's follows the aggregation
+    t = _track(1, [0.95] * 5 + [0.05] * 7)
+    assert [o.verdict for o in t.observations] == [Verdict.FAKE] * 5 + [Verdict.REAL] * 7
+    assert t.verdict == Verdict.FAKE and t.fake_probability == pytest.approx(0.95)
+    mean = _track(1, [0.95] * 5 + [0.05] * 7, rule=replace(RULE, aggregation="mean"))
+    assert mean.verdict == Verdict.UNCERTAIN and mean.fake_probability == pytest.approx(0.425)
+
+
+def test_band_edges_follow_the_narrowed_band():
+    assert band_edges(0.5, 0.15) == pytest.approx((0.35, 0.65))
+    assert band_edges(0.9, 0.15) == pytest.approx((0.85, 0.95))
+    assert band_edges(0.5, 0.0) == (0.5, 0.5)
 
 
 def test_band_narrows_near_the_ends():

@@ -99,15 +99,27 @@ def test_small_face_is_scored_but_does_not_decide(tmp_path, detector, photos):
     big = next(t for t in r.faces if t.id == big_id)
     little = next(t for t in r.faces if t.id == small_id)
     assert r.fake_probability == big.fake_probability
-    if big.verdict == Verdict.REAL and little.verdict != Verdict.REAL:  # weak evidence keeps a REAL call open
-        assert r.verdict == Verdict.UNCERTAIN and "not clearly real" in r.reason
-    else:
-        assert r.verdict == big.verdict
     assert f"face {big_id} of 2 decides" in r.reason
     assert f"face {small_id} (" in r.reason and "too small to decide" in r.reason
     assert np.median([o.detail for o in little.observations]) < detector.decision.soft_face_detail
     assert np.median([o.detail for o in big.observations]) > detector.decision.soft_face_detail
     assert not any("soft" in w for w in r.warnings), r.warnings
+
+    # The rule itself, whatever the random weights score: one member (no disagreement rule) and a
+    # threshold between the two faces' probabilities, so one face is FAKE and the other REAL.
+    one = dict(frames=6, models=["efficientnet_b0"])
+    base = detector.analyze(r.path, **one)
+    p_big, p_small = (next(t for t in base.faces if t.id == i).fake_probability for i in (big_id, small_id))
+    assert p_big != p_small
+    r = detector.analyze(r.path, **one, threshold=(p_big + p_small) / 2, uncertain_band=abs(p_big - p_small) / 4)
+    big, little = (next(t for t in r.faces if t.id == i) for i in (big_id, small_id))
+    assert r.fake_probability == big.fake_probability == p_big
+    if p_small > p_big:  # a large REAL face and a small FAKE one: the small one keeps the REAL call open
+        assert (big.verdict, little.verdict, r.verdict) == (Verdict.REAL, Verdict.FAKE, Verdict.UNCERTAIN)
+        assert "not clearly real" in r.reason
+    else:  # a large FAKE face decides; the small REAL one changes nothing
+        assert (big.verdict, little.verdict, r.verdict) == (Verdict.FAKE, Verdict.REAL, Verdict.FAKE)
+        assert "not clearly real" not in r.reason
 
 
 def test_no_face_video_and_image(tmp_path, detector):
@@ -324,3 +336,95 @@ def test_cudnn_switch_is_restored_after_overlapping_analyses():
     ta.start(); tb.start(); ta.join(10); tb.join(10)
     assert seen["during_b_after_a"] is False
     assert torch.backends.cudnn.enabled == before
+
+
+# --- without ../shared/data: the project's own example photo (public domain) and tiny test-only weights
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "astronaut_real.jpg"
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    if not EXAMPLE.is_file():
+        pytest.skip(f"{EXAMPLE} missing (examples/make_examples.py makes it)")
+    return np.asarray(Image.open(EXAMPLE).convert("RGB"))
+
+
+def _contract(r) -> dict:
+    d = r.to_dict()
+    d.pop("seconds"), d.pop("timings_s")
+    return d
+
+
+def test_options_dataclass_and_keywords_agree(detector, astronaut):
+    from deepfake_demo import AnalysisOptions
+
+    opts = AnalysisOptions(heatmaps=False, aggregation="mean", models=["efficientnet_b0"], threshold=0.4)
+    assert opts.models == ("efficientnet_b0",) and hash(opts) == hash(replace(opts))
+    assert AnalysisOptions(models="efficientnet_b0").models == ("efficientnet_b0",)  # one name, not its letters
+    a = detector.analyze(astronaut, options=opts)
+    b = detector.analyze(astronaut, heatmaps=False, aggregation="mean", models=["efficientnet_b0"], threshold=0.4)
+    assert a.ok and a.faces and _contract(a) == _contract(b)
+    assert (a.threshold, a.aggregation, list(a.models)) == (0.4, "mean", ["efficientnet_b0"])
+    assert a.faces[0].observations[0].cam is None  # heatmaps=False reached the run
+    assert detector.analyze(astronaut, options=opts, threshold=0.6).threshold == 0.6  # a keyword wins
+    many = list(detector.analyze_many([astronaut, astronaut], options=opts))
+    assert [_contract(r) for r in many] == [_contract(a)] * 2
+    bad = detector.analyze(astronaut, options=AnalysisOptions(aggregation="vote"))
+    assert bad.verdict == Verdict.ERROR and "unknown aggregation" in bad.error
+    assert detector.analyze(astronaut, options=AnalysisOptions(threshold=1.5)).verdict == Verdict.ERROR
+
+
+def test_default_threshold_comes_from_the_cards(tmp_path, tiny_weights, astronaut):
+    """The threshold used when none is given: the ensemble card's for all its members,
+    a member's own card alone; the Report says which it used."""
+    import shutil
+
+    for p in tiny_weights.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    cards = sorted(tmp_path.glob("*.json"))
+    for p, t in zip(cards, (0.3, 0.4)):
+        card = json.loads(p.read_text())
+        card["threshold"] = t
+        p.write_text(json.dumps(card))
+    names = sorted(json.loads(p.read_text())["name"] for p in cards)
+    (tmp_path / "ensemble.json").write_text(json.dumps(
+        {"members": names, "temperature": 1.0, "threshold": 0.42,
+         "member_sha256": {json.loads(p.read_text())["name"]: json.loads(p.read_text())["sha256"] for p in cards}}))
+    det = Detector.load(str(tmp_path))
+    assert det.default_threshold() == det.default_threshold(names) == pytest.approx(0.42)
+    assert det.default_threshold([names[0]]) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="none of the selected models"):
+        det.default_threshold(["nope"])
+    assert det.analyze(astronaut, heatmaps=False).threshold == pytest.approx(0.42)
+    assert det.analyze(astronaut, heatmaps=False, models=[names[1]]).threshold == pytest.approx(0.4)
+
+
+def test_observations_carry_their_verdict(detector, astronaut):
+    """Each analysed frame of a face has the verdict that frame alone gets (what render draws
+    its box in), and the JSON carries it."""
+    from deepfake_demo.aggregate import decide
+
+    p = detector.analyze(astronaut, heatmaps=False).faces[0].fake_probability
+    for thr, expect in ((max(0.02, p - 0.2), Verdict.FAKE), (min(0.98, p + 0.2), Verdict.REAL)):
+        r = detector.analyze(astronaut, heatmaps=False, models=["efficientnet_b0"], threshold=thr,
+                             uncertain_band=0.05)
+        o = r.faces[0].observations[0]
+        assert o.verdict == expect == decide(o.fake_probability, r.threshold, r.uncertain_band)[0]
+        assert json.loads(r.to_json())["faces"][0]["frames"][0]["verdict"] == expect
+
+
+def test_internal_error_is_an_error_report_and_logged_with_its_traceback(detector, astronaut, monkeypatch,
+                                                                          caplog):
+    import deepfake_demo.pipeline as pipeline
+
+    def broken(*_a, **_k):
+        raise RuntimeError("boom in tracking")
+
+    monkeypatch.setattr(pipeline, "link_tracks", broken)
+    with caplog.at_level("ERROR", logger="deepfake_demo.pipeline"):
+        r = detector.analyze(astronaut)
+    assert r.verdict == Verdict.ERROR and "internal error" in r.error and "boom in tracking" in r.error
+    assert r.kind == "image"
+    rec = [x for x in caplog.records if x.name == "deepfake_demo.pipeline" and x.levelname == "ERROR"]
+    assert rec and rec[0].exc_info and "boom in tracking" in str(rec[0].exc_info[1])
