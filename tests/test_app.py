@@ -7,7 +7,9 @@ import json
 import socket
 import subprocess
 import sys
+from dataclasses import FrozenInstanceError
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,15 +33,25 @@ def _val(x):
     return x["value"] if isinstance(x, dict) and x.get("__type__") == "update" else x
 
 
-@pytest.fixture()
-def app(tiny_weights):
+def _app_module():
     sys.path.insert(0, str(ROOT))
     import app as app_module
 
-    old = app_module.AppConfig.weights
-    app_module.AppConfig.weights = str(tiny_weights)
-    yield app_module
-    app_module.AppConfig.weights = old
+    return app_module
+
+
+def _app_for(weights) -> SimpleNamespace:
+    """The app's handlers and Blocks for one config (the app keeps no global settings)."""
+    module = _app_module()
+    config = module.AppConfig(weights=str(weights), device="cpu")
+    image, video = module.make_handlers(config)
+    return SimpleNamespace(module=module, config=config, analyze_image=image, analyze_video=video,
+                           build_demo=lambda: module.build_demo(config))
+
+
+@pytest.fixture()
+def app(tiny_weights):
+    return _app_for(tiny_weights)
 
 
 def test_import_does_not_load_torch():
@@ -107,21 +119,17 @@ def test_bad_input_is_an_error_verdict_not_a_traceback(app, tmp_path):
 
 
 def test_no_weights_gives_a_message(tmp_path):
-    sys.path.insert(0, str(ROOT))
-    import app as app_module
+    from deepfake_demo import present
 
     empty = tmp_path / "no_weights"
     empty.mkdir()
-    old = app_module.AppConfig.weights
-    app_module.AppConfig.weights = str(empty)
-    try:
-        cards, problem = app_module._cards_status()
-        assert cards == [] and "No trained weights" in problem and "--weights" in problem
-        app_module.build_demo()  # builds without weights
-        with pytest.raises(gr.Error, match="No trained weights"):
-            app_module.analyze_image(str(need_data(*IMAGE)), None, 0.5, 0.5, "confident", progress=_noop)
-    finally:
-        app_module.AppConfig.weights = old
+    app = _app_for(empty)
+    info = present.read_weights(app.config)
+    assert info.cards == () and "No trained weights" in info.problem and "--weights" in info.problem
+    app.build_demo()  # builds without weights
+    with pytest.raises(gr.Error, match="No trained weights"):
+        app.analyze_image(str(ROOT / "examples" / "astronaut_real.jpg"), None, 0.5, 0.5, "confident",
+                          progress=_noop)
 
 
 def _free_port() -> int:
@@ -165,10 +173,12 @@ def test_gradio_client_matches_cli(app, tiny_weights):
         demo.close()
 
 
-def test_threshold_default_is_the_cards_fitted_one(app, tiny_weights, tmp_path):
+def test_threshold_default_is_the_cards_fitted_one(tiny_weights, tmp_path):
     """The slider starts where the library's default threshold is, so an untouched
     UI and a CLI call without --threshold decide alike."""
     import shutil
+
+    from deepfake_demo import present
 
     for p in tiny_weights.iterdir():
         shutil.copy(p, tmp_path / p.name)
@@ -176,38 +186,64 @@ def test_threshold_default_is_the_cards_fitted_one(app, tiny_weights, tmp_path):
         card = json.loads(p.read_text())
         card["threshold"] = t
         p.write_text(json.dumps(card))
-    app.AppConfig.weights = str(tmp_path)
-    cards, problem = app._cards_status()
-    assert problem is None and len(cards) == 2
+    app = _app_for(tmp_path)
+    info = present.read_weights(app.config)
+    assert info.problem is None and len(info.cards) == 2
     z = np.mean([np.log(t / (1 - t)) for t in (0.3, 0.4)])
-    assert app._card_threshold(cards, 0.5) == round(1 / (1 + np.exp(-z)), 2)
+    assert present.card_slider_threshold(info) == round(1 / (1 + np.exp(-z)), 2)
     demo = app.build_demo()
     sliders = [b for b in demo.blocks.values() if getattr(b, "label", None) == "Decision threshold"]
     assert sliders and sliders[0].value == round(1 / (1 + np.exp(-z)), 2)
 
     # with an ensemble card: its threshold for all members, a member's own when it runs alone
-    names = sorted(c.name for c in cards)
+    names = sorted(c.name for c in info.cards)
     (tmp_path / "ensemble.json").write_text(json.dumps(
-        {"members": names, "temperature": 1.3, "threshold": 0.42,
-         "member_sha256": {c.name: c.sha256 for c in cards}}))
-    assert app._card_threshold(cards, 0.5) == 0.42
-    assert app._card_threshold(cards, 0.5, [names[0]]) == 0.3
+        {"members": names, "temperature": 1.3, "threshold": 0.4237,
+         "member_sha256": {c.name: c.sha256 for c in info.cards}}))
+    info = present.read_weights(app.config)
+    assert present.card_slider_threshold(info) == 0.42
+    assert present.card_slider_threshold(info, [names[0]]) == 0.3
     # an untouched slider lets the library use its exact fitted threshold; a moved one is passed on
-    assert app._threshold_for_library(0.42, names) is None
-    assert app._threshold_for_library(0.3, [names[0]]) is None
-    assert app._threshold_for_library(0.6, names) == 0.6
+    assert present.library_threshold(0.42, 0.4237) is None
+    assert present.library_threshold(0.3, 0.3) is None
+    assert present.library_threshold(0.6, 0.4237) == 0.6
+    assert present.library_threshold(0.42, None) == 0.42  # no default known: the slider's value
+    image = str(ROOT / "examples" / "astronaut_real.jpg")
+    untouched = json.loads(Path(app.analyze_image(image, names, 0.42, 0.5, "confident", progress=_noop)[-1])
+                           .read_text())
+    assert untouched["threshold"] == 0.4237  # the Detector's default, not the slider's rounding
+    alone = json.loads(Path(app.analyze_image(image, [names[0]], 0.3, 0.5, "confident", progress=_noop)[-1])
+                       .read_text())
+    assert alone["threshold"] == 0.3
+    moved = json.loads(Path(app.analyze_image(image, names, 0.6, 0.5, "confident", progress=_noop)[-1]).read_text())
+    assert moved["threshold"] == 0.6
 
 
-def test_main_reads_flags_and_environment(app, monkeypatch):
-    seen = {}
+def test_main_reads_flags_and_environment(app, tiny_weights, monkeypatch):
+    app = app.module
+    seen, configs = {}, []
+    build = app.build_demo
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    monkeypatch.setattr(app, "build_demo", lambda config=None: configs.append(config) or build(config))
     monkeypatch.setenv("DEEPFAKE_DEMO_HOST", "0.0.0.0")
     monkeypatch.setenv("DEEPFAKE_DEMO_PORT", "7999")
     monkeypatch.setenv("DEEPFAKE_DEMO_SHARE", "1")
+    monkeypatch.setenv("DEEPFAKE_DEMO_WEIGHTS", str(tiny_weights))
+    monkeypatch.delenv("DEEPFAKE_DEMO_DEVICE", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_PORT", raising=False)
     app.main(["--no-warm-up"])
     assert (seen["server_name"], seen["server_port"], seen["share"]) == ("0.0.0.0", 7999, True)
-    app.main(["--no-warm-up", "--host", "127.0.0.1", "--port", "7001"])
+    assert configs[-1] == app.AppConfig(weights=str(tiny_weights), device="auto")  # --device defaults to auto
+    app.main(["--no-warm-up", "--host", "127.0.0.1", "--port", "7001", "--device", "cpu", "--weights", "elsewhere"])
     assert (seen["server_name"], seen["server_port"]) == ("127.0.0.1", 7001)
-    assert seen["show_error"] is True
+    assert configs[-1] == app.AppConfig(weights="elsewhere", device="cpu")  # flags win over the environment
+    assert seen["show_error"] is True and "verdict-badge" in seen["css"]
+    monkeypatch.setenv("DEEPFAKE_DEMO_DEVICE", "cuda")
+    app.main(["--no-warm-up"])
+    assert configs[-1].device == "cuda"
+    with pytest.raises(FrozenInstanceError):  # no settings to change behind the handlers' backs
+        configs[-1].weights = "x"
+    for bad in (["--device", "gpu"], ["--device", "cuda:x"]):
+        with pytest.raises(SystemExit):
+            app.main(["--no-warm-up", *bad])

@@ -102,19 +102,22 @@ def _wait_results(page, timeout_ms: int = 120_000) -> str:
     return text
 
 
-def test_image_and_video_in_chromium(browser, app_url):
+def test_image_and_video_in_chromium(browser, app_url, detector):
     image = need_data(*IMAGE)
     video = need_data(*VIDEO)
+    # what the library says for the same inputs and weights, untouched settings (the page must show it)
+    expect = (detector.analyze(image, heatmaps=False).verdict,
+              detector.analyze(video, frames=FRAMES, heatmaps=False).verdict)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        _drive(page, app_url, image, video)
+        _drive(page, app_url, image, video, expect)
     except Exception:
         page.screenshot(path=str(SHOTS / "failure.png"), full_page=True)
         raise
 
 
-def _drive(page, app_url, image, video):
+def _drive(page, app_url, image, video, expect):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(app_url, wait_until="networkidle")
@@ -127,6 +130,7 @@ def _drive(page, app_url, image, video):
     page.wait_for_selector("#image-input img", timeout=30_000)
     page.click("#analyze-image")
     verdict = _wait_results(page)
+    assert verdict.strip().replace(" ", "_") == expect[0], (verdict, expect[0])
     assert "test-only" in page.locator("#badge").inner_text()
     page.wait_for_selector("#faces-gallery img", timeout=30_000)  # crop + heatmap panels
     page.wait_for_selector("#plot [data-testid=matplotlib] img", timeout=30_000)  # the figure itself
@@ -165,7 +169,7 @@ def _drive(page, app_url, image, video):
     page.locator("#model-card").scroll_into_view_if_needed()
     page.screenshot(path=str(SHOTS / "06_model_card.png"), full_page=True)
     assert not errors, errors
-    assert verdict
+    assert verdict.strip().replace(" ", "_") == expect[1], (verdict, expect[1])  # the video's, as the library says
 
 
 def test_no_weights_message_in_chromium(browser, tmp_path):

@@ -1,0 +1,336 @@
+"""What the app shows, without Gradio: its settings, the weights it found, the
+analysis call with its threshold logic, the HTML of the results, and the files it
+writes per request. ``app.py`` keeps only the layout and the event wiring.
+
+Nothing here imports gradio (the package never does) and nothing imports torch at
+import time, so ``import app`` stays light; the library loads on first use.
+"""
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+from .config import DECISION, WEIGHTS_ENV
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pipeline import Detector
+    from .report import Report
+
+__all__ = ["AppConfig", "AppError", "WeightsInfo", "Outputs", "CSS", "HOW_TO_READ", "DEVICE_ENV",
+           "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
+           "library_threshold",
+           "load_detector", "analyze", "badge_html", "faces_html", "request_dir", "outputs"]
+
+DEVICE_ENV = "DEEPFAKE_DEMO_DEVICE"
+OUTPUT_MAX_AGE_S = 3600
+"""Request folders (and Gradio's cache, see ``app.build_demo``) older than this are swept."""
+SLIDER_RANGE = (0.05, 0.95)
+"""The threshold slider's ends; its step is 0.01."""
+
+Progress = Callable[..., Any]  # progress(fraction 0..1, description); gr.Progress fits
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Where the app takes its weights from and where it runs them; built once in
+    ``app.main`` (flags over environment) and handed to every handler."""
+
+    weights: str | None = None  # directory or Hub repo id; None: $DEEPFAKE_DEMO_WEIGHTS, then weights/
+    device: str = "auto"  # cpu, cuda[:N] or auto (CUDA when there is a GPU)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppConfig":
+        """From $DEEPFAKE_DEMO_WEIGHTS and $DEEPFAKE_DEMO_DEVICE (unset or empty: the defaults)."""
+        env = os.environ if environ is None else environ
+        return cls(weights=env.get(WEIGHTS_ENV) or None, device=env.get(DEVICE_ENV) or "auto")
+
+
+class AppError(Exception):
+    """A problem to show the user as it is (no traceback): ``str(exc)`` and a ``title``."""
+
+    def __init__(self, message: str, title: str = "Error"):
+        super().__init__(message)
+        self.title = title
+
+
+# ---------------------------------------------------------------- weights and thresholds
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """The model cards the app found (JSON only: no model is built), or why there are none.
+    ``problem`` is HTML for the page's warning box; None when the weights look usable."""
+
+    cards: tuple[Any, ...] = ()
+    ensemble_card: Any = None
+    problem: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.cards]
+
+    @property
+    def warnings(self) -> list[str]:
+        """Each card's warning (e.g. test-only weights), as "name: warning"."""
+        return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
+
+
+def read_weights(config: AppConfig) -> WeightsInfo:
+    """Read the model cards where ``config`` points. A broken ensemble card stops the
+    library too, so it is reported here, up front, rather than on the first click."""
+    from .models import NoWeightsError, WeightsError, read_cards, read_ensemble_card, resolve_weights_dir
+
+    try:
+        wdir = resolve_weights_dir(config.weights)
+        return WeightsInfo(tuple(read_cards(wdir)), read_ensemble_card(wdir))
+    except NoWeightsError as exc:
+        return WeightsInfo(problem=f"<b>No trained weights found.</b> {html.escape(str(exc))}")
+    except WeightsError as exc:
+        return WeightsInfo(problem=f"<b>The weights cannot be used.</b> {html.escape(str(exc))}")
+
+
+def slider_threshold(threshold: float) -> float:
+    """A threshold as the slider can show it: clipped to :data:`SLIDER_RANGE`, rounded to its 0.01 step."""
+    lo, hi = SLIDER_RANGE
+    return round(min(hi, max(lo, float(threshold))), 2)
+
+
+def card_slider_threshold(info: WeightsInfo, models: Sequence[str] | None = None) -> float:
+    """Where the slider starts for these models (all by default): the cards' threshold
+    (:func:`~deepfake_demo.models.card_threshold`) as the slider shows it; the library's
+    default where there are no cards."""
+    if not info.cards:
+        return slider_threshold(DECISION.threshold)
+    from .models import card_threshold
+
+    return slider_threshold(card_threshold(info.cards, info.ensemble_card, models or None))
+
+
+def library_threshold(slider: float, default: float | None) -> float | None:
+    """The threshold to pass to the library: None (its exact card threshold, e.g. 0.4237)
+    while the slider sits at that default as the slider shows it (0.42); the slider's
+    value once moved. ``default`` is the library's (:meth:`Detector.default_threshold`),
+    None when unknown."""
+    if default is not None and abs(float(slider) - slider_threshold(default)) < 1e-9:
+        return None
+    return float(slider)
+
+
+# ---------------------------------------------------------------- the analysis
+
+def load_detector(config: AppConfig) -> "Detector":
+    """The cached Detector (loaded once per process and config). Raises :class:`AppError`
+    with the library's message when there are no usable weights or no such device."""
+    from .models import NoWeightsError, WeightsError
+    from .pipeline import Detector
+
+    try:
+        return Detector.load(config.weights, config.device)
+    except NoWeightsError as exc:
+        raise AppError(f"No trained weights: {exc}", "No trained weights") from None
+    except (WeightsError, RuntimeError) as exc:
+        raise AppError(f"The models could not be loaded: {exc}", "Weights problem") from None
+
+
+def analyze(config: AppConfig, path: str | None, kind: str, frames: int | None, models: Sequence[str] | None,
+            threshold: float, aggregation: str | None, progress: Progress, heatmaps: bool = True) -> "Report":
+    """One request: check what the user gave, then :meth:`Detector.analyze`. ``kind`` is
+    "image" or "video" (for the messages); ``models`` None means all, an empty list is
+    refused; ``threshold`` is the slider's value (see :func:`library_threshold`). The
+    library's progress is scaled to 0..0.95 (the rest is drawing). Raises :class:`AppError`
+    for what the user must fix; bad media comes back as an ERROR Report."""
+    from .pipeline import AnalysisOptions
+
+    if not path:
+        raise AppError(f"Please upload {'an image' if kind == 'image' else 'a video'} first.")
+    if not 0.0 < float(threshold) < 1.0:
+        raise AppError("The threshold must be between 0 and 1.")
+    det = load_detector(config)
+    if models is not None and not list(models):
+        raise AppError("Select at least one model.")
+    chosen = tuple(models) if models else None
+    try:
+        default = det.default_threshold(chosen)
+    except ValueError:  # none of these models is loaded: the Report says so
+        default = None
+    opts = AnalysisOptions(frames=frames, heatmaps=heatmaps, threshold=library_threshold(threshold, default),
+                           aggregation=aggregation or None, models=chosen)
+    progress(0.0, "starting")
+    return det.analyze(path, options=opts, progress=lambda f, d: progress(0.95 * f, d))
+
+
+# ---------------------------------------------------------------- HTML
+
+CSS = """
+.verdict-badge {border-radius: 12px; padding: 14px 18px; color: #fff; margin-bottom: 6px}
+.verdict-badge .v {font-size: 2.1em; font-weight: 800; letter-spacing: .04em; line-height: 1.1}
+.verdict-badge .p {font-size: 1.05em; opacity: .95}
+.verdict-badge .r {font-size: .95em; opacity: .92; margin-top: 4px}
+.warn-box {border: 2px solid #b91c1c; background: #fef2f2; color: #7f1d1d; border-radius: 10px;
+           padding: 10px 14px; margin: 6px 0; font-weight: 600}
+.face-cards {display: flex; flex-wrap: wrap; gap: 10px}
+.face-card {border: 1px solid #cbd5e1; border-left: 8px solid var(--c); border-radius: 10px;
+            padding: 8px 12px; min-width: 220px; flex: 1 1 220px; max-width: 420px}
+.face-card .h {font-weight: 700; font-size: 1.05em}
+.pill {display: inline-block; border-radius: 999px; padding: 1px 9px; color: #fff; font-size: .85em;
+       font-weight: 700; background: var(--c)}
+.small {font-size: .88em; opacity: .85}
+/* Gradio's grid gives a lone item the whole width (a square as wide as the page, cropped by the
+   gallery's height); auto-fill keeps empty tracks, so one image (the Image tab) stays a thumbnail. */
+#frames-gallery .grid-container, #faces-gallery .grid-container {
+  grid-template-columns: repeat(auto-fill, minmax(240px, 1fr)) !important}
+table.probs {border-collapse: collapse; margin-top: 4px; font-size: .92em}
+table.probs td {padding: 1px 10px 1px 0}
+"""
+"""The page's CSS (the class names the builders below use)."""
+
+HOW_TO_READ = """
+### How to read this
+- **Verdict.** FAKE or REAL only when the calibrated fake probability of the most suspicious face is
+  clearly beyond the threshold (outside the *uncertain band* around it); otherwise UNCERTAIN.
+  The models disagreeing strongly also gives UNCERTAIN. NO FACE means nothing was judged: it is
+  **not** a REAL verdict.
+- **Probability.** The ensemble's calibrated probability that a face was manipulated: the members'
+  temperature-scaled logits are averaged. Per face, the frames are combined by the chosen
+  aggregation ("confident" = mean of the clearly fake frames when there are enough of them).
+  One swapped face makes the whole file fake, so the most suspicious face decides.
+- **Heatmaps (Grad-CAM).** Red = regions that pushed the models towards *fake*. They show where the
+  models looked, not proof of manipulation; on a real face they may light up anywhere.
+- **Threshold.** Lower it to catch more fakes at the price of more false alarms on real (e.g.
+  heavily compressed) video.
+- **Limits.** The models only know the kinds of fakes they were trained on (see the model card);
+  new generators, heavy compression, tiny or side-on faces, and filters can fool them. They are
+  **not a GAN detector**: a face made whole by a generator is usually called REAL. A **soft** face
+  (blurred, upscaled or smoothed) gets a warning: blur alone pushes these models towards FAKE.
+  Use this as one signal among others, never as proof.
+"""
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+def _colour(verdict: str) -> str:
+    from .render import verdict_hex  # render (cv2, grad-cam) loads with the first result, not at import
+
+    return verdict_hex(verdict)
+
+
+def badge_html(report: "Report") -> str:
+    """The summary badge: verdict in its colour, probability, threshold and uncertain band,
+    reason, warnings (red box), per-model probabilities of the deciding face, size and time."""
+    v = report.verdict
+    parts = [f'<div class="verdict-badge" style="background:{_colour(v)}" id="verdict-badge">',
+             f'<div class="v">{_esc(v.replace("_", " "))}</div>']
+    if report.fake_probability is not None:
+        lo, hi = report.uncertain_range
+        parts.append(f'<div class="p">calibrated fake probability <b>{report.fake_probability:.2f}</b>'
+                     f' &middot; threshold {report.threshold:.2f} (uncertain {lo:.2f}&ndash;{hi:.2f})</div>')
+    parts.append(f'<div class="r">{_esc(report.reason)}</div></div>')
+    if report.warnings:
+        parts.append('<div class="warn-box">&#9888; ' + "<br>&#9888; ".join(_esc(w) for w in report.warnings)
+                     + "</div>")
+    if report.models:
+        rows = "".join(f"<tr><td>{_esc(k)}</td><td><b>{p:.3f}</b></td></tr>" for k, p in report.models.items())
+        parts.append(f'<div class="small">per-model fake probability (deciding face):</div>'
+                     f'<table class="probs">{rows}</table>')
+    if report.ok:
+        span = f"{report.frames_analyzed} frame(s) analysed" if report.kind == "video" else "image"
+        size = f"{report.width}&times;{report.height}" if report.width else ""
+        parts.append(f'<div class="small">{span} &middot; {size} &middot; {report.seconds:.1f} s</div>')
+    return "".join(parts)
+
+
+def faces_html(report: "Report") -> str:
+    """One card per face track: verdict pill, probability, where it was seen, members, reason."""
+    if not report.faces:
+        return f'<div class="small">{_esc("No face tracks." if report.ok else "")}</div>'
+    cards = []
+    for t in report.faces:
+        first, last = t.observations[0].time_s, t.observations[-1].time_s
+        where = (f"{len(t.observations)} frame(s), {first:.1f}&ndash;{last:.1f} s" if report.kind == "video"
+                 else "in the image")
+        models = ", ".join(f"{_esc(k)} {p:.2f}" for k, p in t.models.items())
+        cards.append(
+            f'<div class="face-card" style="--c:{_colour(t.verdict)}"><div class="h">Face {t.id} '
+            f'<span class="pill">{_esc(t.verdict)}</span> {t.fake_probability:.2f}</div>'
+            f'<div class="small">{where}</div><div class="small">{models}</div>'
+            f'<div class="small">{_esc(t.reason)}</div></div>')
+    return '<div class="face-cards">' + "".join(cards) + "</div>"
+
+
+# ---------------------------------------------------------------- files and outputs
+
+def request_dir(base: str | os.PathLike | None = None, max_age_s: float = OUTPUT_MAX_AGE_S) -> Path:
+    """A fresh folder for one request's files under ``base`` (default
+    ``$TMPDIR/deepfake_demo_app``; Gradio copies the files into its own cache). Folders
+    there older than ``max_age_s`` are swept first, so a long-running Space does not fill its disk."""
+    root = Path(base) if base is not None else Path(tempfile.gettempdir()) / "deepfake_demo_app"
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in root.iterdir():
+        try:
+            if now - old.stat().st_mtime > max_age_s:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # another worker removed it first
+    return Path(tempfile.mkdtemp(dir=root))
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Everything the page shows for one Report, in the app's output order.
+    Gallery items are (RGB uint8 image, caption); ``plot`` a matplotlib Figure (None
+    for an ERROR); ``video`` the annotated video's path (video inputs only)."""
+
+    verdict: str
+    badge_html: str
+    faces_html: str
+    frames: list
+    faces: list
+    plot: Any
+    video: str | None
+    json_path: str
+
+
+def outputs(report: "Report", opacity: float, want_video: bool, progress: Progress,
+            out_dir: str | os.PathLike | None = None) -> Outputs:
+    """Draw and write everything for one Report (into ``out_dir``, default a fresh
+    :func:`request_dir`): annotated frames, face panels, the plot, the annotated video
+    when ``want_video`` and the input is a video, and the JSON report."""
+    from . import render
+
+    frames_gallery: list = []
+    faces_gallery: list = []
+    video = plot = None
+    out = Path(out_dir) if out_dir is not None else request_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    stem = render.file_stem(report)
+    if report.ok and report.frames:
+        progress(0.96, "drawing heatmaps")
+        by_frame = render.observations_by_frame(report)
+        show_all = report.kind != "video" or not report.faces  # NO FACE: show what was looked at
+        for img, f in zip(render.annotated_frames(report, opacity), report.frames):
+            n = len(by_frame.get(f.index, []))
+            if n or show_all:
+                when = f"t={f.time_s:.2f}s frame {f.index}: " if report.kind == "video" else ""
+                frames_gallery.append((img, f"{when}{n} face(s)"))
+        for t in report.faces:
+            for o in t.observations:
+                if o.crop is not None:
+                    when = f", t={o.time_s:.2f}s" if report.kind == "video" else ""
+                    faces_gallery.append((render.face_panel_grid(o, opacity),
+                                          f"face {t.id}{when}: {o.fake_probability:.2f}"))
+        plot = render.probability_figure(report)
+        if want_video and report.kind == "video":
+            progress(0.98, "writing annotated video")
+            video = str(render.write_annotated_video(report, out / f"{stem}_annotated.mp4", opacity))
+    json_path = out / f"{stem}_report.json"
+    json_path.write_text(report.to_json(indent=2))
+    return Outputs(report.verdict, badge_html(report), faces_html(report), frames_gallery, faces_gallery, plot,
+                   video, str(json_path))

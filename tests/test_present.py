@@ -1,0 +1,146 @@
+"""What the app shows, without Gradio and without weights: deepfake_demo.present on
+Reports built by hand, and render drawing (not deciding) from them."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_demo import present
+from deepfake_demo.aggregate import Verdict
+from deepfake_demo.media import Frame
+from deepfake_demo.report import FaceObservation, FaceTrack, Report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _report(verdict_drawn: str = Verdict.FAKE, p: float = 0.1, reason: str = "a <b>reason</b>") -> Report:
+    """A one-face image report whose face is drawn as ``verdict_drawn`` whatever ``p`` says."""
+    img = np.full((200, 240, 3), 90, np.uint8)
+    s = 64
+    obs = FaceObservation(frame_index=0, time_s=0.0, box=(60.0, 50.0, 140.0, 150.0), detection_prob=0.99,
+                          fake_probability=p, models={"a": p, "b": p}, verdict=verdict_drawn,
+                          crop_box=(40, 40, 160, 160), crop=np.full((s, s, 3), 120, np.uint8),
+                          cam=np.linspace(0, 1, s * s, dtype=np.float32).reshape(s, s),
+                          model_cams={"a": np.zeros((s, s), np.float32), "b": np.ones((s, s), np.float32)},
+                          detail=9.0)
+    track = FaceTrack(id=1, fake_probability=p, verdict=Verdict.UNCERTAIN, reason=reason, models={"a": p, "b": p},
+                      observations=(obs,))
+    return Report(path="/some/dir/my photo (1).jpg", kind="image", verdict=Verdict.UNCERTAIN, reason=reason,
+                  fake_probability=p, models={"a": p, "b": p}, faces=(track,), frames_analyzed=1, width=240,
+                  height=200, threshold=0.42, uncertain_band=0.15, warnings=("face 1 is soft <x>",),
+                  frames=(Frame(0, 0.0, img),))
+
+
+def test_the_package_never_imports_gradio_and_present_not_torch():
+    pattern = re.compile(r"^\s*(import\s+gradio|from\s+gradio\b)", re.M)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "deepfake_demo").rglob("*.py")
+                 if pattern.search(p.read_text())]
+    assert not offenders, offenders
+    code = ("import sys; import deepfake_demo.present; assert 'torch' not in sys.modules, 'torch'; "
+            "import deepfake_demo.pipeline, deepfake_demo.render, deepfake_demo.cli; "
+            "assert 'gradio' not in sys.modules, 'gradio'; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_badge_and_face_cards():
+    from deepfake_demo.render import VERDICT_RGB
+
+    r = _report()
+    badge = present.badge_html(r)
+    assert "background:#{:02x}{:02x}{:02x}".format(*VERDICT_RGB[Verdict.UNCERTAIN]) in badge
+    assert ">UNCERTAIN<" in badge and "<b>0.10</b>" in badge
+    assert "threshold 0.42 (uncertain 0.27&ndash;0.57)" in badge  # the band's edges, from the Report
+    assert "a &lt;b&gt;reason&lt;/b&gt;" in badge and "<b>reason</b>" not in badge  # user-visible text is escaped
+    assert "face 1 is soft &lt;x&gt;" in badge and "240&times;200" in badge
+    cards = present.faces_html(r)
+    assert "Face 1" in cards and "--c:#ea8c00" in cards and "in the image" in cards
+    err = Report(path="x.mp4", kind="video", verdict=Verdict.ERROR, reason="not a readable video", error="x")
+    assert "background:#64748b" in present.badge_html(err) and "probability" not in present.badge_html(err)
+    assert present.faces_html(err) == '<div class="small"></div>'
+    no_face = Report(path="x.jpg", kind="image", verdict=Verdict.NO_FACE, reason="no face")
+    assert ">NO FACE<" in present.badge_html(no_face) and "No face tracks." in present.faces_html(no_face)
+
+
+def test_outputs_draw_what_the_report_says(tmp_path):
+    """render colours each box by the observation's own verdict: it decides nothing."""
+    from deepfake_demo.render import VERDICT_RGB
+
+    seen = []
+    out = present.outputs(_report(Verdict.FAKE, p=0.1), 0.5, False, lambda f, d: seen.append(d), tmp_path / "a")
+    assert out.verdict == Verdict.UNCERTAIN and out.video is None and seen == ["drawing heatmaps"]
+    (frame, caption), = out.frames
+    assert caption == "1 face(s)"
+    assert tuple(frame[100, 60]) == VERDICT_RGB[Verdict.FAKE]  # the box's left edge: FAKE red, though p = 0.1
+    green = present.outputs(_report(Verdict.REAL, p=0.9), 0.5, False, lambda *a: None, tmp_path / "b")
+    assert tuple(green.frames[0][0][100, 60]) == VERDICT_RGB[Verdict.REAL]
+    (grid, label), = out.faces
+    assert label == "face 1: 0.10" and grid.shape == (128, 128, 3)  # crop, ensemble, two members: 2x2
+    assert out.plot is not None
+    path = Path(out.json_path)
+    assert path.parent == tmp_path / "a" and path.name == "my_photo_1__report.json"
+    d = json.loads(path.read_text())
+    assert d["faces"][0]["frames"][0]["verdict"] == Verdict.FAKE and d["verdict"] == Verdict.UNCERTAIN
+
+
+def test_file_stem_is_safe_and_short():
+    from dataclasses import replace
+
+    from deepfake_demo.render import file_stem
+
+    r = _report()
+    assert file_stem(r) == "my_photo_1_"
+    assert file_stem(replace(r, path=None)) == "array"
+    assert file_stem(replace(r, path="/x/" + "é" * 100 + ".mp4")) == "é" * 60
+    assert file_stem(replace(r, path="/x/../.jpg")) == ".jpg"
+
+
+def test_request_dir_sweeps_old_folders(tmp_path):
+    old, fresh = tmp_path / "old", tmp_path / "fresh"
+    for d in (old, fresh):
+        d.mkdir()
+        (d / "report.json").write_text("{}")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    new = present.request_dir(tmp_path, max_age_s=3600)
+    assert new.parent == tmp_path and new.is_dir() and not any(new.iterdir())
+    assert not old.exists() and fresh.is_dir()
+    assert present.request_dir(tmp_path) != new  # one folder per request
+
+
+def test_thresholds_as_the_slider_shows_them():
+    assert present.slider_threshold(0.4237) == 0.42
+    assert present.slider_threshold(0.99) == 0.95 and present.slider_threshold(0.001) == 0.05
+    assert present.library_threshold(0.42, 0.4237) is None  # untouched: the library's exact value
+    assert present.library_threshold(0.43, 0.4237) == 0.43
+    assert present.card_slider_threshold(present.WeightsInfo()) == 0.5  # no cards: the library's default
+
+
+def test_app_config_from_the_environment():
+    assert present.AppConfig.from_env({}) == present.AppConfig(None, "auto")
+    env = {"DEEPFAKE_DEMO_WEIGHTS": "owner/repo", "DEEPFAKE_DEMO_DEVICE": "cuda"}
+    assert present.AppConfig.from_env(env) == present.AppConfig("owner/repo", "cuda")
+    assert present.AppConfig.from_env({"DEEPFAKE_DEMO_WEIGHTS": "", "DEEPFAKE_DEMO_DEVICE": ""}).device == "auto"
+
+
+def test_user_errors_come_before_any_model_loads(tmp_path):
+    """Missing input and a bad threshold are refused with a message; no weights say so."""
+    cfg = present.AppConfig(weights=str(tmp_path), device="cpu")  # an empty folder: no weights
+    with pytest.raises(present.AppError, match="upload an image"):
+        present.analyze(cfg, None, "image", 1, None, 0.5, "confident", lambda *a: None)
+    with pytest.raises(present.AppError, match="upload a video"):
+        present.analyze(cfg, "", "video", 4, None, 0.5, "confident", lambda *a: None)
+    with pytest.raises(present.AppError, match="between 0 and 1"):
+        present.analyze(cfg, "x.jpg", "image", 1, None, 1.0, "confident", lambda *a: None)
+    with pytest.raises(present.AppError, match="No trained weights") as info:
+        present.analyze(cfg, "x.jpg", "image", 1, None, 0.5, "confident", lambda *a: None)
+    assert info.value.title == "No trained weights"
+    assert "No trained weights found" in present.read_weights(cfg).problem
