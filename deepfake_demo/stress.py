@@ -642,7 +642,7 @@ base = vm_hwm_mb()
 t = time.perf_counter()
 rep = det.analyze(sys.argv[2], frames=int(sys.argv[3]))
 print(json.dumps({"verdict": str(rep.verdict), "reason": rep.error or rep.reason,
-                  "frames_analyzed": rep.frames_analyzed, "seconds": round(time.perf_counter() - t, 1),
+                  "frames_analyzed": rep.frames_analyzed, "analysis_s": round(time.perf_counter() - t, 1),
                   "peak_rss_mb_before": round(base, 0), "peak_rss_mb": round(vm_hwm_mb(), 0),
                   "timings_s": {k: round(v, 1) for k, v in rep.timings_s.items()}}))
 """
@@ -680,13 +680,14 @@ def write_long_video(path: Path, face_rgb, seconds: float, fps: float = 25.0, si
         raise RuntimeError(f"OpenCV cannot write {fourcc} video here")
     n = int(round(seconds * fps))
     t = time.perf_counter()
+    drift = min(100, (w - fw) // 2)  # the face moves sideways, never off the frame
     for i in range(n):
-        x, y = (w - fw) // 2 + (i % 200) - 100, (h - fh) // 2
+        x, y = (w - fw) // 2 + (i % (2 * drift + 1)) - drift, (h - fh) // 2
         frame = canvas.copy()
         frame[y:y + fh, x:x + fw] = face
         vw.write(frame)
     vw.release()
-    return {"frames": n, "seconds": seconds, "size": f"{w}x{h}", "fps": fps, "encode_s": round(time.perf_counter() - t, 1),
+    return {"frames": n, "video_s": seconds, "size": f"{w}x{h}", "fps": fps, "encode_s": round(time.perf_counter() - t, 1),
             "mb": round(path.stat().st_size / 2**20, 1)}
 
 
