@@ -113,6 +113,21 @@ class DetectorSettings:
     track_iou: float = 0.2
     track_center_frac: float = 0.6  # centre distance / box size still counted as the same face
     min_track_frames: int = 2  # a track seen in fewer sampled frames is detector noise
+    # ... and (videos) in fewer than this share of the sampled frames: the rug pattern in DFDC brtujopkby
+    # is seen in 3 (keyframe chain) or 5 (full passes) of 32, real people in 17-32 (notes/logs/face_plausibility.json)
+    min_track_share: float = 0.2
+    # Plausibility of one detection (faces.plausible_face), images and videos alike. A small box can be
+    # made to need more confidence: small_face_prob at min_face_px, falling linearly to min_face_prob at
+    # sure_face_px and above. Off (0): the rug (56-59 px, 0.81-0.93) is no less sure than the real
+    # 40-48 px background person in DFDC yhffcuhhjy (0.81-1.0, median 0.98).
+    small_face_prob: float = 0.0
+    sure_face_px: int = 100
+    # MTCNN's 5 landmarks (faces.landmark_geometry): inside the box (up to landmark_slack x box size
+    # outside), nose below the eye line and mouth below the nose, eye distance / box width in this range.
+    # Measured faces: eye distance 0.23-0.50 of the width, landmarks at most 0.04 outside.
+    landmark_check: bool = True
+    landmark_slack: float = 0.1
+    eye_dist_frac: tuple[float, float] = (0.15, 0.7)
     max_faces_per_frame: int = 16
     # Videos: a full-frame pass on every Nth sampled frame; in between, MTCNN
     # only in a square of roi_scale x each previous face, scaled so the face

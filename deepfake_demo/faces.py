@@ -27,6 +27,11 @@ __all__ = [
     "detect_faces_batch",
     "link_tracks",
     "box_iou",
+    "landmark_geometry",
+    "required_prob",
+    "plausible_face",
+    "persistent",
+    "RULES_OFF",
 ]
 
 _INTERP = {
@@ -108,6 +113,85 @@ def face_detail(crop: np.ndarray) -> float:
     return float(cv2.Laplacian(g[h // 6:h - h // 6, w // 6:w - w // 6], cv2.CV_32F, ksize=1).std())
 
 
+RULES_OFF: dict = {"min_track_share": 0.0, "small_face_prob": 0.0, "landmark_check": False}
+"""``DetectorSettings`` overrides that switch the plausibility rules off (for measuring them):
+``dataclasses.replace(DETECTOR, **RULES_OFF)``."""
+
+
+def landmark_geometry(box: Sequence[float], landmarks: Sequence[Sequence[float]]) -> dict[str, float]:
+    """Where MTCNN's 5 landmarks (left eye, right eye, nose, left and right mouth corner; (x, y)
+    pixels) sit relative to a box (x1, y1, x2, y2), in the frame of the eye line so that a tilted
+    head measures like an upright one:
+
+    - ``eye_dist_frac``: eye distance / box width;
+    - ``nose_drop``, ``mouth_drop``: how far the nose lies below the eye line and the mouth-corner
+      midpoint below the nose, / box height (both > 0 on a face);
+    - ``nose_offset``: the nose's sideways offset from the eyes' midpoint / eye distance (0 frontal,
+      about 0.5 or more in profile);
+    - ``roll_deg``: the eye line's angle (0 upright; near 180 when the "left" eye is on the right);
+    - ``outside``: how far the farthest landmark lies outside the box / box size (0 if all inside).
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
+    le, re, nose, ml, mr = (np.asarray(p, np.float64) for p in landmarks)
+    eye = re - le
+    dist = float(np.hypot(*eye))
+    u = eye / max(dist, 1e-6)
+    v = np.array([-u[1], u[0]])  # perpendicular to the eye line, pointing down the face
+    mid_eye, mid_mouth = (le + re) / 2.0, (ml + mr) / 2.0
+    nose_v, mouth_v = float((nose - mid_eye) @ v), float((mid_mouth - mid_eye) @ v)
+    pts = np.stack([le, re, nose, ml, mr])
+    out = np.maximum.reduce([x1 - pts[:, 0], pts[:, 0] - x2, y1 - pts[:, 1], pts[:, 1] - y2])
+    return {
+        "eye_dist_frac": dist / w,
+        "nose_drop": nose_v / h,
+        "mouth_drop": (mouth_v - nose_v) / h,
+        "nose_offset": float((nose - mid_eye) @ u) / max(dist, 1e-6),
+        "roll_deg": float(np.degrees(np.arctan2(eye[1], eye[0]))),
+        "outside": max(0.0, float(out.max())) / min(w, h),
+    }
+
+
+def required_prob(size_px: float, settings: DetectorSettings = DETECTOR) -> float:
+    """The detector confidence a box of shorter side ``size_px`` (full-resolution pixels) needs:
+    ``small_face_prob`` at ``min_face_px``, falling linearly to ``min_face_prob`` at
+    ``sure_face_px`` and beyond (never below ``min_face_prob``)."""
+    lo, hi = float(settings.min_face_px), float(max(settings.sure_face_px, settings.min_face_px + 1))
+    t = min(1.0, max(0.0, (size_px - lo) / (hi - lo)))
+    return max(settings.min_face_prob, settings.small_face_prob + t * (settings.min_face_prob - settings.small_face_prob))
+
+
+def plausible_face(
+    box: Sequence[float],
+    prob: float,
+    landmarks: Sequence[Sequence[float]],
+    settings: DetectorSettings = DETECTOR,
+) -> bool:
+    """Whether one detection (box (x1, y1, x2, y2) in pixels, MTCNN confidence, its 5 landmarks as
+    (x, y) pixels) is plausibly a face: confident enough for its size (:func:`required_prob`) and,
+    with ``settings.landmark_check``, landmarks laid out as on a face (:func:`landmark_geometry`):
+    inside the box, the nose below the eye line and the mouth below the nose, the eyes
+    ``eye_dist_frac`` of the box width apart. Without 5 landmarks only the confidence is judged."""
+    size = min(box[2] - box[0], box[3] - box[1])
+    if prob < required_prob(size, settings):
+        return False
+    if not settings.landmark_check or len(landmarks) != 5:
+        return True
+    g = landmark_geometry(box, landmarks)
+    lo, hi = settings.eye_dist_frac
+    return (g["outside"] <= settings.landmark_slack and g["nose_drop"] > 0 and g["mouth_drop"] > 0
+            and lo <= g["eye_dist_frac"] <= hi)
+
+
+def persistent(n_seen: int, n_frames: int, settings: DetectorSettings = DETECTOR) -> bool:
+    """Whether a track seen in ``n_seen`` of ``n_frames`` sampled frames is a face rather than
+    detector noise: at least ``min_track_frames`` frames (or all of them, if there are fewer) and,
+    in a video, at least ``min_track_share`` of them. An image (one frame) keeps its faces."""
+    if n_seen < min(settings.min_track_frames, n_frames):
+        return False
+    return n_frames <= 1 or n_seen >= settings.min_track_share * n_frames - 1e-9
+
+
 def load_face_detector(device: str = "cpu", settings: DetectorSettings = DETECTOR) -> "MTCNN":
     """An MTCNN that keeps every face. Its weights ship inside the facenet-pytorch
     wheel, so this never touches the network."""
@@ -132,8 +216,9 @@ def detect_faces(
     """Faces in one RGB uint8 (H, W, 3) frame, in full-resolution pixels.
 
     MTCNN runs on a copy downscaled to ``settings.detect_max_side``; faces
-    smaller than ``min_face_px`` or less confident than ``min_face_prob`` are
-    dropped; the most confident ``max_faces_per_frame`` are kept. A frame
+    smaller than ``min_face_px``, less confident than their size needs or with
+    landmarks not laid out as on a face (:func:`plausible_face`) are dropped;
+    the most confident ``max_faces_per_frame`` are kept. A frame
     thinner than the smallest face MTCNN looks for has none.
     """
     return detect_faces_batch(detector, [(frame_index, image)], settings)[0]
@@ -215,6 +300,9 @@ def _faces_from(boxes, probs, points, scale: float, offset: tuple[float, float],
         if min(x2 - x1, y2 - y1) < settings.min_face_px:
             continue
         lm = tuple((float(px) / scale + ox, float(py) / scale + oy) for px, py in np.asarray(pts).reshape(-1, 2))
+        # before it can become a face (or a region the keyframe chain keeps searching)
+        if not plausible_face((x1, y1, x2, y2), float(p), lm, settings):
+            continue
         faces.append(FaceBox(frame_index, (x1, y1, x2, y2), float(p), lm))
     return faces
 
@@ -325,9 +413,11 @@ def link_tracks(
 
     Greedy matching by affinity (IoU, else centre distance relative to face
     size) against each track's latest box; a track not seen for a while still
-    matches, so a face lost in one frame keeps its identity. Tracks seen in
-    fewer than ``min_track_frames`` frames are dropped as detector noise (a
-    face shown only briefly still counts: two sampled frames suffice).
+    matches, so a face lost in one frame keeps its identity. Tracks that do not
+    persist (:func:`persistent`: fewer than ``min_track_frames`` frames or, in a
+    video, than ``min_track_share`` of the sampled frames) are dropped as
+    detector noise, such as a patterned rug that looks like a face from some
+    angles; a person who walks through a quarter of the clip stays.
     Returns tracks ordered by first appearance, then by face size.
     """
     tracks: list[list[FaceBox]] = []
@@ -350,8 +440,6 @@ def link_tracks(
         for fi, face in enumerate(faces):
             if fi not in used_f:
                 tracks.append([face])
-    n_frames = len(faces_per_frame)
-    min_len = min(settings.min_track_frames, n_frames)
-    kept = [t for t in tracks if len(t) >= min_len]
+    kept = [t for t in tracks if persistent(len(t), len(faces_per_frame), settings)]
     kept.sort(key=lambda t: (t[0].frame_index, -t[0].size))
     return kept
