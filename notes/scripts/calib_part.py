@@ -1,27 +1,33 @@
-"""Why the calibration error on faces/test is higher than on validation (2026-11-23, sixth session).
+"""Why the calibration error on faces/test is higher than on validation
+(notes/experiments/2026-11-23-calibration-gap/).
 
-faces/test is FF++ originals against FF++ fakes, 68 % fake. The FF++ part of the validation split (FF++
-originals against the four FF++ manipulations) is the same kind of data, 67 % fake; the whole split adds
-UTKFace and FFHQ photos of real people. This scores the shipped ensemble on validation (as the app
+faces/test is FF++ originals against FF++ fakes. The FF++ part of the validation split (FF++ originals against
+the four FF++ manipulations) is the same kind of data, with about the same share of fakes (printed as
+``share_fake``); the whole split adds UTKFace and FFHQ photos of real people. This scores the shipped ensemble on validation (as the app
 combines members: each member's logit over its card's temperature, averaged) and reports, for an ensemble
 temperature fitted on the whole split (what ships) and one fitted on the FF++ part alone: ECE, mean
 predicted probability and the share of fakes on each part. If a temperature fitted on the FF++ part
-cannot bring its ECE down, the gap is not the temperature's; no test crop is read.
+cannot bring its ECE down, the gap is not the temperature's; no test crop is read. The figures it printed
+are in notes/logs/calib_part.json.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/calib_part.py [--weights weights]
+  .venv/bin/python notes/scripts/calib_part.py [--weights weights] > notes/logs/calib_part.json
 """
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
-import numpy as np
-from valsplit import score, setup
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import numpy as np  # noqa: E402
+from valsplit import score, setup  # noqa: E402
 
 
 def main() -> int:
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, sigmoid
     from deepfake_demo.training.dataset import ffpp_val_mask
-    args, data, y, g, ens = setup(out=False)
+    args, data, y, g, ens = setup(out=False, description=__doc__)
     z = np.mean([score(ens, c, data.val_images).logits.astype(np.float64) / c.spec.temperature for c in ens.cards],
                 axis=0)
     parts = {"whole split": np.ones(len(y), bool), "FF++ part": ffpp_val_mask(g)}

@@ -1,5 +1,5 @@
 """Does mirroring each face and averaging the two logits (flip test-time augmentation) help the shipped pair?
-(2026-11-23, sixth session.)
+(notes/experiments/2026-11-23-flip-tta/)
 
 Scores the validation split of ``faces/train`` (the one every member is selected and calibrated on, with
 ``--ffhq-frac 0.2``'s FFHQ quarter) as the app scores crops, once as they are and once mirrored left-right.
@@ -7,22 +7,27 @@ Scores the validation split of ``faces/train`` (the one every member is selected
 member's logit over the crop and its mirror, and refits every temperature on that, as fit_ensemble does,
 on this same split. For both: the ensemble's AUC on the FF++ part (originals against the four
 manipulations, the part like faces/test) and on the whole split, log-loss and ECE, and each member's AUC.
-No test crop is read; the rule it decides is in notes/training.md ("Mirrored faces").
+No test crop is read; the rule it decides is in that experiment's README, its output in
+notes/logs/flip_tta.json.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/flip_tta.py [--weights weights] [--out notes/logs/flip_tta.json]
+  .venv/bin/python notes/scripts/flip_tta.py [--weights weights] [--out notes/logs/flip_tta.json]
 """
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
-import numpy as np
-from valsplit import score, setup
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import numpy as np  # noqa: E402
+from valsplit import score, setup  # noqa: E402
 
 
 def main() -> int:
     from deepfake_demo.training.metrics import expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
     from deepfake_demo.training.dataset import ffpp_val_auc
-    args, data, y, g, ens = setup()
+    args, data, y, g, ens = setup(description=__doc__)
 
     plain, flip, members = [], [], {}
     for c in ens.cards:

@@ -1,22 +1,31 @@
-"""Probe: the shipped members scored at larger input sizes, no training (2026-11-23, third session).
+"""Probe: the shipped members scored at larger input sizes, no training
+(notes/experiments/2026-11-23-input-size-224/; what it printed is in that README).
 
 Cuts nothing new: it reads the 224 px crop cache (``python -m deepfake_demo.training.data --size 224 ...``)
 and scores the validation split the shipped pair was chosen on (FF++/UTKFace part + FFHQ validation
 quarter, ``--ffhq-frac 0.2``) with each member's spec at 160, 192 and 224 px (crops resized from 224 with
 INTER_AREA, as ``predict_logits`` does). faces/test plays no part.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/res_probe.py --weights weights
+  .venv/bin/python notes/scripts/res_probe.py --weights weights
 """
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
+import sys
+from pathlib import Path
 
-import numpy as np
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+from dataclasses import replace  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default="weights")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[160, 192, 224])
+    args = ap.parse_args()
     import torch
 
     from deepfake_demo.aggregate import ensemble_probability
@@ -26,23 +35,19 @@ def main() -> int:
     from deepfake_demo.training.config import TrainConfig
     from deepfake_demo.training.dataset import load_train_data
     from deepfake_demo.training.loop import predict_logits
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[160, 192, 224])
-    args = ap.parse_args()
     torch.set_num_threads(2)
     data = load_train_data(TrainConfig(input_size=224, cache_size=224, ffhq_frac=0.2))
     y, g = data.val_labels, np.asarray(data.val_groups)
     ffhq = g == "train_real_ffhq"
     old = ~ffhq
     ens = load_ensemble(args.weights, "cpu")
-    thr = float(ens.ensemble_card["threshold"])
+    thr = float(ens.ensemble_card.threshold)
     out = {}
     for size in args.sizes:
         logits = {c.spec.arch: predict_logits(m, data.val_images, replace(c.spec, input_size=size)) / c.spec.temperature
                   for c, m in zip(ens.cards, ens.models)}
         p = ensemble_probability([sigmoid(z) for z in logits.values()],
-                                 temperature=float(ens.ensemble_card["temperature"]))
+                                 temperature=float(ens.ensemble_card.temperature))
         row = {a: round(roc_auc(y, z), 4) for a, z in logits.items()}
         row |= {"ensemble": round(roc_auc(y, p), 4), "ensemble_ffpp_utk": round(roc_auc(y[old], p[old]), 4),
                 "ffhq_called_fake": round(verdict_shares(y[ffhq], p[ffhq], thr)["real"]["FAKE"], 4)}

@@ -1,21 +1,27 @@
-"""How the shipped ensemble holds up when a face is degraded the way uploads degrade it (2026-11-23, fourth session).
+"""How the shipped ensemble holds up when a face is degraded the way uploads degrade it
+(notes/experiments/2026-11-23-robustness/, and the soften fine-tune's after-ship check).
 
 faces/test crops (cut by the inference crop function, cached at 160 px) are degraded, then scored
 by every member and the ensemble as the app scores them: JPEG recompression at the crop's size,
 downscaling (the face was that small in the frame) and blur. For each condition: ensemble AUC, and
 what a user would be told (the app's band) for real and for fake faces. Degrading the crop, not the
 whole frame, is an approximation: re-encoding a frame also moves the detector's box a little.
-Nothing is chosen on these figures; they describe the shipped weights.
+Nothing is chosen on these figures; they describe the shipped weights (notes/logs/robustness.json for the
+pair of the FFHQ fine-tune, notes/logs/robustness_soften.json for the pair shipped with the soften EfficientNet).
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/robustness.py [--weights weights]
+  .venv/bin/python notes/scripts/robustness.py [--weights weights] > notes/logs/robustness.json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
-import cv2
-import numpy as np
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def degrade(img: np.ndarray, kind: str, value: float) -> np.ndarray:
@@ -37,6 +43,9 @@ CONDITIONS = [("none", 0), ("jpeg", 90), ("jpeg", 70), ("jpeg", 50), ("jpeg", 30
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default="weights")
+    args = ap.parse_args()
     import functools
 
     import torch
@@ -45,9 +54,6 @@ def main() -> int:
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.data import TEST_GROUPS
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    args = ap.parse_args()
     torch.set_num_threads(2)
     ens = load_ensemble(args.weights, "cpu")
     thr = ens.threshold()

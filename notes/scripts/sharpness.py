@@ -1,24 +1,31 @@
-"""How soft the training faces are, and whether softness alone tells fake from real (2026-11-23, fifth session).
+"""How soft the training faces are, and whether softness alone tells fake from real
+(notes/experiments/2026-11-23-soften-finetune/ and 2026-11-23-soft-face-warning/).
 
 Detail = the standard deviation of the Laplacian of the grey crop's inner two thirds (the face, not the
 reflected border), on the cached 160 px training crops of the FF++ originals. Printed: its 2nd percentile
 and median as they are and blurred (Gaussian sigma 2, robustness.degrade), and the AUC of "softer = fake"
 for FF++ originals against FF++ fakes after the training augmentations (1,500 draws of each), the figures
-behind ``--soften-frac`` in notes/training.md ("Soft faces"); then how often the app's soft-face warning
+behind ``--soften-frac``; then how often the app's soft-face warning
 (``DecisionSettings.soft_face_detail``) fires on faces/test and synthetic/ crops, as they are and blurred.
-No model is run; no choice is made on the test crops.
+No model is run; no choice is made on the test crops. What it printed is in notes/logs/sharpness.txt.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/sharpness.py
+  .venv/bin/python notes/scripts/sharpness.py > notes/logs/sharpness.txt
 """
 from __future__ import annotations
 
-import numpy as np
-from robustness import degrade
+import argparse
+import sys
+from pathlib import Path
 
-from deepfake_demo.faces import face_detail as detail  # the measure the app's soft-face warning uses
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import numpy as np  # noqa: E402
+from robustness import degrade  # noqa: E402
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    from deepfake_demo.faces import face_detail as detail  # the measure the app's soft-face warning uses
     from deepfake_demo.training.augment import augment
     from deepfake_demo.training.data import load_group
     from deepfake_demo.training.metrics import roc_auc

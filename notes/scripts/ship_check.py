@@ -1,79 +1,131 @@
-"""Ship rules for CPU fine-tunes of the shipped pair, each committed before its run (notes/training.md).
+"""Ship rules for CPU fine-tunes of the shipped pair, each committed before its run; ``--rule`` picks one.
 
-Scores the shipped ensemble (--reference, a weights directory, on its own 160 px crop cache) and the
+Scores the reference ensemble (--reference, a weights directory, on its own 160 px crop cache) and the
 candidate runs' best checkpoints (--runs, on the --cache-size crop cache, each at its own input size) on ONE
-validation split: the FF++/UTKFace part plus the FFHQ validation quarter (``--ffhq-frac 0.2``), the
-split the shipped pair was chosen on. faces/test, the held-out FFHQ quarter and the videos play no part.
-Each candidate member's temperature, and then the ensemble's, is fitted on this split as training.calibrate does.
+validation split: the FF++/UTKFace part plus the FFHQ validation quarter (``--ffhq-frac 0.2``), the split
+the shipped pair was chosen on; ``--rule gan`` adds the StyleGAN/StyleGAN2 validation quarters
+(``--gan-frac 0.1``, ``training.data.synthetic_split``). faces/test, the held-out quarters and the videos
+play no part. Each candidate member's temperature, and then the ensemble's, is fitted on this split as
+training.calibrate does; members are combined with equal weights, as the ensembles of these experiments were.
 
-``--rule input-size`` (the 224 px fine-tune, "Input size"; ``--cache-size 224``):
+``--rule input-size`` (notes/experiments/2026-11-23-input-size-224/; ``--cache-size 224``):
   the candidate ships if its ensemble AUC on the whole split >= the reference's + 0.01 and its share of
   FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05.
-``--rule ffpp-selection`` (the fine-tune chosen on FF++-only validation AUC, "What validation measures"):
+``--rule ffpp-selection`` (notes/experiments/2026-11-23-ffpp-selection/):
   the candidate ships if its ensemble AUC on the FF++ part (FF++ originals against FF++ fakes) >= the
   reference's + 0.015, its AUC on the whole split >= the reference's - 0.01, and its FFHQ share called
   FAKE <= the reference's + 0.05.
-``--rule soften`` (the ``--soften-frac`` fine-tune, "Soft faces"; the figures of notes/scripts/soft_val.py,
+``--rule soften`` (notes/experiments/2026-11-23-soften-finetune/; the figures of notes/scripts/soft_val.py,
   here also for the one-member swaps): the candidate ships if, as is, its FF++-part AUC >= the reference's - 0.01,
   its whole-split AUC >= the reference's - 0.01 and its FFHQ share called FAKE <= the reference's + 0.05; and,
   with every validation crop blurred (Gaussian sigma 2), its share of FF++ originals called FAKE <= 0.25 and
   its FF++-part AUC >= the reference's.
-``--rule soup`` (notes/scripts/soup.py's weight averages, "Model soup"): the candidate ships if, as is, its
-  FF++-part AUC >= the reference's + 0.005, its whole-split AUC >= the reference's - 0.005 and its FFHQ share
-  called FAKE <= the reference's + 0.05; and, blurred (sigma 2), its share of FF++ originals called FAKE <= the
-  reference's + 0.03 and its FF++-part AUC >= the reference's - 0.005 (the soft-face gains kept).
-For any rule: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
+``--rule soup`` (notes/scripts/soup.py's weight averages, notes/experiments/2026-11-23-model-soup/): the
+  candidate ships if, as is, its FF++-part AUC >= the reference's + 0.005, its whole-split AUC >= the
+  reference's - 0.005 and its FFHQ share called FAKE <= the reference's + 0.05; and, blurred (sigma 2), its
+  share of FF++ originals called FAKE <= the reference's + 0.03 and its FF++-part AUC >= the reference's - 0.005
+  (the soft-face gains kept).
+``--rule gan`` (the ``--gan-frac`` fine-tune, notes/experiments/2026-11-23-gan-finetune/; this was
+  ship_check_gan.py): the candidate pair ships only if all three hold:
+  1. ensemble AUC on the FF++/UTKFace part >= the reference's - 0.01;
+  2. ensemble AUC of StyleGAN faces against FFHQ photos (validation quarters) >= 0.75;
+  3. share of the FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05.
+For every rule but gan: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
+The gan rule judged the candidate pair alone, and still does.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule input-size --cache-size 224 \
+The outputs of the runs that decided are in notes/logs/ship_check_{res,ffsel,soften,soup,gan}.json (written
+before the two scripts were merged; the figures a rerun prints are the same, the keys of the gan rule's
+output are the other rules' now).
+
+  .venv/bin/python notes/scripts/ship_check.py --rule input-size --cache-size 224 \\
       --reference weights --runs runs/efficientnet_b0_224_ft runs/legacy_xception_224_ft
-  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule ffpp-selection \
+  .venv/bin/python notes/scripts/ship_check.py --rule ffpp-selection \\
       --reference weights --runs runs/efficientnet_b0_160_ffsel runs/legacy_xception_160_ffsel
-  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule soften \
+  .venv/bin/python notes/scripts/ship_check.py --rule soften \\
       --reference weights --runs runs/efficientnet_b0_160_soften runs/legacy_xception_160_soften
-  PYTHONPATH=. .venv/bin/python notes/scripts/ship_check.py --rule soup \
+  .venv/bin/python notes/scripts/ship_check.py --rule soup \\
       --reference weights --runs runs/soup_efficientnet_b0 runs/soup_legacy_xception
+  .venv/bin/python notes/scripts/ship_check.py --rule gan \\
+      --reference runs/shipped_before --runs runs/efficientnet_b0_160_gan runs/legacy_xception_160_gan
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
-import numpy as np
-from robustness import degrade  # the blur robustness.py and soft_val.py apply
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import numpy as np  # noqa: E402
+
+GAN_VAL_GROUPS = ("train_real_ffhq", "train_fake_stylegan", "train_fake_stylegan2")
+
+
+def _criteria(rule: str, c: dict, r: dict) -> dict[str, bool]:
+    """Each criterion of ``rule`` for candidate figures ``c`` against reference figures ``r``."""
+    ffhq_ok = c["ffhq_val_called_fake"] <= r["ffhq_val_called_fake"] + 0.05
+    if rule == "input-size":
+        return {"auc_whole_split": c["auc_whole_split"] >= r["auc_whole_split"] + 0.01, "ffhq_fake_share": ffhq_ok}
+    if rule == "ffpp-selection":
+        return {"auc_ffpp_part": c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.015,
+                "auc_whole_split": c["auc_whole_split"] >= r["auc_whole_split"] - 0.01, "ffhq_fake_share": ffhq_ok}
+    if rule == "soften":
+        return {"auc_ffpp_part": c["auc_ffpp_part"] >= r["auc_ffpp_part"] - 0.01,
+                "auc_whole_split": c["auc_whole_split"] >= r["auc_whole_split"] - 0.01, "ffhq_fake_share": ffhq_ok,
+                "blur2_ffpp_real_called_fake": c["blur2_ffpp_real_called_fake"] <= 0.25,
+                "blur2_auc_ffpp_part": c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"]}
+    if rule == "soup":
+        return {"auc_ffpp_part": c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.005,
+                "auc_whole_split": c["auc_whole_split"] >= r["auc_whole_split"] - 0.005, "ffhq_fake_share": ffhq_ok,
+                "blur2_ffpp_real_called_fake": c["blur2_ffpp_real_called_fake"]
+                <= r["blur2_ffpp_real_called_fake"] + 0.03,
+                "blur2_auc_ffpp_part": c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"] - 0.005}
+    if rule == "gan":
+        return {"1_ffpp_utk_auc": c["auc_ffpp_utk_part"] >= r["auc_ffpp_utk_part"] - 0.01,
+                "2_stylegan_auc": c["auc_stylegan_vs_ffhq"] >= 0.75, "3_ffhq_fake_share": ffhq_ok}
+    raise ValueError(rule)
+
+
+RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan")
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reference", required=True, help="weights directory of the pair to beat")
+    ap.add_argument("--runs", nargs="+", required=True, help="the candidate runs (their best.pt)")
+    ap.add_argument("--rule", required=True, choices=RULES)
+    ap.add_argument("--cache-size", type=int, default=160, help="crop cache the candidates are scored on")
+    args = ap.parse_args()
+    blur = args.rule in ("soften", "soup")  # also every crop blurred (sigma 2), scored with the same temperatures
+    if (blur or args.rule == "gan") and args.cache_size != 160:
+        ap.error(f"--rule {args.rule} scores 160 px crops (as soft_val.py / its split); leave --cache-size at 160")
+
     import torch
+    from robustness import degrade  # the blur robustness.py and soft_val.py apply
 
     from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
     from deepfake_demo.training.config import TrainConfig, member_spec
     from deepfake_demo.training.dataset import ffpp_val_auc, load_train_data
-    from deepfake_demo.training.loop import load_run
-                                                predict_logits)
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reference", required=True)
-    ap.add_argument("--runs", nargs="+", required=True)
-    ap.add_argument("--rule", required=True, choices=["input-size", "ffpp-selection", "soften", "soup"])
-    ap.add_argument("--cache-size", type=int, default=160)
-    args = ap.parse_args()
+    from deepfake_demo.training.loop import load_run, predict_logits
+    from deepfake_demo.training.metrics import fit_temperature, roc_auc, sigmoid
     torch.set_num_threads(2)
 
-    d_ref = load_train_data(TrainConfig(input_size=160, cache_size=160, ffhq_frac=0.2))
-    d_new = load_train_data(TrainConfig(input_size=args.cache_size, cache_size=args.cache_size, ffhq_frac=0.2))
+    gan_frac = 0.1 if args.rule == "gan" else 0.0
+    d_ref = load_train_data(TrainConfig(input_size=160, cache_size=160, ffhq_frac=0.2, gan_frac=gan_frac))
+    d_new = d_ref if args.cache_size == 160 else load_train_data(
+        TrainConfig(input_size=args.cache_size, cache_size=args.cache_size, ffhq_frac=0.2))
     assert d_ref.val_groups == d_new.val_groups and np.array_equal(d_ref.val_labels, d_new.val_labels)
     y, g = d_ref.val_labels, np.asarray(d_ref.val_groups)
     ffhq = g == "train_real_ffhq"
+    synth = np.isin(g, GAN_VAL_GROUPS)  # FFHQ photos and generated faces; only FFHQ when there are no GAN groups
+    old = ~synth  # the FF++/UTKFace part
 
     # every member's validation logit, calibrated on this split (the shipped ones by their cards' T)
     ref = load_ensemble(args.reference, "cpu")
-    blur = args.rule in ("soften", "soup")  # also every crop blurred (sigma 2), scored with the same temperatures
-    if blur and args.cache_size != 160:
-        ap.error(f"--rule {args.rule} blurs 160 px crops (sigma 2 px, as soft_val.py); leave --cache-size at 160")
     val_blurred = np.stack([degrade(i, "blur", 2.0) for i in d_ref.val_images]) if blur else None
     shipped, shipped_b = {}, {}
     for c, m in zip(ref.cards, ref.models):
@@ -96,9 +148,11 @@ def main() -> int:
         if temperature is None:
             temperature = fit_temperature(y, np.mean(zs, axis=0))
         p = ensemble_probability([sigmoid(z) for z in zs], temperature=temperature)
-        out = {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[~ffhq], p[~ffhq]),
+        out = {"auc_whole_split": roc_auc(y, p), "auc_ffpp_utk_part": roc_auc(y[old], p[old]),
                "auc_ffpp_part": ffpp_val_auc(y, g, p),
                "ffhq_val_called_fake": verdict_shares(y[ffhq], p[ffhq], threshold)["real"]["FAKE"]}
+        if args.rule == "gan":
+            out["auc_stylegan_vs_ffhq"] = roc_auc(y[synth], p[synth])
         if zs_blur is not None:
             pb = ensemble_probability([sigmoid(z) for z in zs_blur], temperature=temperature)
             ff = g == "train_real_ffpp"
@@ -107,38 +161,28 @@ def main() -> int:
             out["blur2_fake_called_fake"] = verdict_shares(y[y == 1], pb[y == 1], threshold)["fake"]["FAKE"]
         return out
 
-    r = figures(list(shipped.values()), float(ref.ensemble_card["temperature"]),
-                float(ref.ensemble_card["threshold"]), list(shipped_b.values()) if blur else None)
+    r = figures(list(shipped.values()), float(ref.ensemble_card.temperature),
+                float(ref.ensemble_card.threshold), list(shipped_b.values()) if blur else None)
     archs = list(shipped)
     pairs = {"candidate pair": ([cand[a] for a in archs], [cand_b[a] for a in archs] if blur else None)}
-    for a in archs:  # swap one member
-        pairs[f"candidate {a} + shipped {[b for b in archs if b != a][0]}"] = (
-            [cand[b] if b == a else shipped[b] for b in archs],
-            [cand_b[b] if b == a else shipped_b[b] for b in archs] if blur else None)
+    if args.rule != "gan":
+        for a in archs:  # swap one member
+            pairs[f"candidate {a} + shipped {[b for b in archs if b != a][0]}"] = (
+                [cand[b] if b == a else shipped[b] for b in archs],
+                [cand_b[b] if b == a else shipped_b[b] for b in archs] if blur else None)
     rows = {}
     for name, (zs, zs_b) in pairs.items():
         c = figures(zs, zs_blur=zs_b)
-        ffhq_ok = c["ffhq_val_called_fake"] <= r["ffhq_val_called_fake"] + 0.05
-        if args.rule == "soften":
-            c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] - 0.01
-                               and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok
-                               and c["blur2_ffpp_real_called_fake"] <= 0.25
-                               and c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"])
-        elif args.rule == "soup":
-            c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.005
-                               and c["auc_whole_split"] >= r["auc_whole_split"] - 0.005 and ffhq_ok
-                               and c["blur2_ffpp_real_called_fake"] <= r["blur2_ffpp_real_called_fake"] + 0.03
-                               and c["blur2_auc_ffpp_part"] >= r["blur2_auc_ffpp_part"] - 0.005)
-        elif args.rule == "input-size":
-            c["passes"] = bool(c["auc_whole_split"] >= r["auc_whole_split"] + 0.01 and ffhq_ok)
-        else:
-            c["passes"] = bool(c["auc_ffpp_part"] >= r["auc_ffpp_part"] + 0.015
-                               and c["auc_whole_split"] >= r["auc_whole_split"] - 0.01 and ffhq_ok)
+        c["criteria"] = _criteria(args.rule, c, r)
+        c["passes"] = all(c["criteria"].values())
         rows[name] = c
     key = "auc_whole_split" if args.rule == "input-size" else "auc_ffpp_part"  # soften, soup: the higher FF++ AUC
     ship = "candidate pair" if rows["candidate pair"]["passes"] else max(
         (n for n in rows if rows[n]["passes"]), key=lambda n: rows[n][key], default=None)
-    print(json.dumps({"n": {"ffpp_utk": int((~ffhq).sum()), "ffhq": int(ffhq.sum())},
+    n = {"ffpp_utk": int(old.sum()), "ffhq": int(ffhq.sum())}
+    if args.rule == "gan":
+        n["gan"] = int((synth & (y == 1)).sum())
+    print(json.dumps({"rule": args.rule, "n": n,
                       "members_auc": {"shipped": {a: roc_auc(y, z) for a, z in shipped.items()},
                                       "candidate": {a: roc_auc(y, z) for a, z in cand.items()}},
                       "reference": r, "candidates": rows, "ship": ship}, indent=1))

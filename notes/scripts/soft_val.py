@@ -1,21 +1,27 @@
-"""How an ensemble's verdicts on validation faces move when the faces lose detail (2026-11-23, fifth session).
+"""How an ensemble's verdicts on validation faces move when the faces lose detail
+(notes/experiments/2026-11-23-soften-finetune/).
 
 The validation split of ``faces/train`` (the one every member is selected and calibrated on, with
 ``--ffhq-frac 0.2``'s FFHQ quarter) is scored as it is, blurred (sigma 1 and 2 px at 160 px) and shrunk to
 a 56 px face. For each: the ensemble's AUC on the FF++ part (originals against the four manipulations,
 the part like faces/test) and on the whole split, and the share of FF++ originals, UTKFace photos and
 fakes called FAKE at the ensemble's threshold plus the app's band. No test crop is read: the ship rule of
-the ``--soften-frac`` fine-tune (notes/training.md) is decided on this output.
+the ``--soften-frac`` fine-tune (that experiment's README) was decided on this output
+(notes/logs/soft_val_shipped.json, soft_val_candidate.json, soft_val_shipped_soften.json).
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/soft_val.py [--weights weights] [--out notes/logs/soft_val.json]
+  .venv/bin/python notes/scripts/soft_val.py [--weights weights] [--out notes/logs/soft_val.json]
 """
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
-import numpy as np
-from robustness import degrade  # the degradations robustness.py applies to faces/test
-from valsplit import score, setup
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import numpy as np  # noqa: E402
+from robustness import degrade  # noqa: E402  (the degradations robustness.py applies to faces/test)
+from valsplit import score, setup  # noqa: E402
 
 CONDITIONS = {"none": None, "blur 1": ("blur", 1.0), "blur 2": ("blur", 2.0), "face_px 56": ("face_px", 56)}
 
@@ -25,7 +31,7 @@ def main() -> int:
     from deepfake_demo.config import DECISION
     from deepfake_demo.training.metrics import roc_auc
     from deepfake_demo.training.dataset import ffpp_val_auc
-    args, data, y, g, ens = setup()
+    args, data, y, g, ens = setup(description=__doc__)
     fake_at = ens.threshold() + DECISION.uncertain_band
     rows = {}
     for name, f in CONDITIONS.items():

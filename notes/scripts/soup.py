@@ -1,4 +1,4 @@
-"""A uniform "model soup" of each member (2026-11-23, sixth session): the weights of the FFHQ fine-tune that
+"""A uniform "model soup" of each member (notes/experiments/2026-11-23-model-soup/): the weights of the FFHQ fine-tune that
 every later CPU fine-tune started from, averaged with its three children (the fine-tunes chosen on FF++-only
 validation AUC, with StyleGAN faces, and with soft faces: runs/<arch>_160_{ffsel,gan,soften}/best.pt),
 batch-norm statistics then re-estimated (training.averaging.average_checkpoints). Weights fine-tuned from one start sit
@@ -9,17 +9,22 @@ notes/scripts/ship_check.py --rule soup, which decides, on validation only, whet
 
   git show 1ee6d0c:weights/efficientnet_b0.safetensors > runs/efficientnet_b0_ffhq.safetensors
   git show 1ee6d0c:weights/legacy_xception.safetensors > runs/legacy_xception_ffhq.safetensors
-  PYTHONPATH=. .venv/bin/python notes/scripts/soup.py
+  .venv/bin/python notes/scripts/soup.py
 """
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
 
 CHILDREN = ("ffsel", "gan", "soften")
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     import torch
     from safetensors.torch import load_file
 

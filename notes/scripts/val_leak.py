@@ -1,4 +1,4 @@
-"""How leaky is the random validation split? (2026-11-23, fourth session)
+"""How leaky is the random validation split? (notes/experiments/2026-11-23-validation-leak/)
 
 The FF++ crops (`roi_N.jpg`) carry no video id, so ``split_train_val`` splits
 them at random and frames of one video can sit on both sides. This measures
@@ -16,17 +16,22 @@ how much, and what it does to the shipped pair's validation figures:
 4. its AUC against the FF++ fakes with each real source alone (FF++ originals,
    UTKFace, FFHQ): faces/test's reals are FF++ originals only.
 
-faces/test labels and scores play no part; only its images' similarity to train.
+faces/test labels and scores play no part; only its images' similarity to train. What it printed (the
+JSON part) is in notes/logs/val_leak.json.
 
-  PYTHONPATH=. .venv/bin/python notes/scripts/val_leak.py
+  .venv/bin/python notes/scripts/val_leak.py
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
-import cv2
-import numpy as np
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 
 def thumbs(images: np.ndarray) -> np.ndarray:
@@ -41,6 +46,10 @@ def nn_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default="weights")
+    ap.add_argument("--cuts", type=float, nargs="+", default=[0.99, 0.97, 0.95, 0.9])
+    args = ap.parse_args()
     import torch
 
     from deepfake_demo.aggregate import ensemble_probability
@@ -50,10 +59,6 @@ def main() -> int:
     from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig
     from deepfake_demo.training.dataset import load_train_data
     from deepfake_demo.training.loop import predict_logits
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    ap.add_argument("--cuts", type=float, nargs="+", default=[0.99, 0.97, 0.95, 0.9])
-    args = ap.parse_args()
     torch.set_num_threads(2)
     cfg = TrainConfig(input_size=160, cache_size=160, ffhq_frac=0.2)
     data = load_train_data(cfg)
@@ -81,7 +86,7 @@ def main() -> int:
 
     ens = load_ensemble(args.weights, "cpu")
     logits = [predict_logits(m, data.val_images, c.spec) / c.spec.temperature for c, m in zip(ens.cards, ens.models)]
-    p = ensemble_probability([sigmoid(z) for z in logits], temperature=float(ens.ensemble_card["temperature"]))
+    p = ensemble_probability([sigmoid(z) for z in logits], temperature=float(ens.ensemble_card.temperature))
     rows = {"all": {"n": int(len(y)), "n_fake": int(y.sum()), "auc": round(roc_auc(y, p), 4)}}
     for cut in args.cuts:
         keep = sim < cut

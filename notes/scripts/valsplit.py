@@ -1,26 +1,40 @@
 """The validation split the shipped pair was chosen and calibrated on, and a member's scores on it as the app
-scores crops: the setup soft_val.py, flip_tta.py and calib_part.py share (2026-11-23, sixth session)."""
+scores crops: the setup soft_val.py, flip_tta.py and calib_part.py share.
+
+A helper module, not an experiment; ``--help`` lists the options those scripts take.
+
+  .venv/bin/python notes/scripts/valsplit.py --help
+"""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-import numpy as np
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
+
+import numpy as np  # noqa: E402
 
 
-def setup(out: bool = True):
-    """Parse ``--weights`` (and ``--out`` when ``out``), use 2 threads, and return (args, data, labels,
-    groups, ensemble): the ``faces/train`` validation split with ``--ffhq-frac 0.2``'s FFHQ quarter,
-    cached at 160 px, and the weights directory's ensemble on the CPU."""
+def parser(out: bool = True, description: str | None = None) -> argparse.ArgumentParser:
+    """``--weights`` (and ``--out`` when ``out``): the options of every script built on :func:`setup`."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", default="weights", help="a weights directory (default: the shipped weights)")
+    if out:
+        ap.add_argument("--out", help="also write the JSON output to this file")
+    return ap
+
+
+def setup(out: bool = True, description: str | None = None):
+    """Parse ``--weights`` (and ``--out`` when ``out``) before anything heavy is imported, use 2 threads, and
+    return (args, data, labels, groups, ensemble): the ``faces/train`` validation split with ``--ffhq-frac
+    0.2``'s FFHQ quarter, cached at 160 px, and the weights directory's ensemble on the CPU."""
+    args = parser(out, description).parse_args()
     import torch
 
     from deepfake_demo.models import load_ensemble
     from deepfake_demo.training.config import TrainConfig
     from deepfake_demo.training.dataset import load_train_data
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--weights", default="weights")
-    if out:
-        ap.add_argument("--out")
-    args = ap.parse_args()
     torch.set_num_threads(2)
     data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
     return args, data, data.val_labels, np.asarray(data.val_groups), load_ensemble(args.weights, "cpu")
@@ -32,3 +46,8 @@ def score(ens, card, images: np.ndarray):
 
     crops = np.stack([resize_to(i, card.spec.input_size) for i in images])
     return ens.run(card.name, crops, with_cam=False, batch_size=64)
+
+
+if __name__ == "__main__":
+    parser(description=__doc__).parse_args()
+    print("valsplit.py is imported by soft_val.py, flip_tta.py and calib_part.py; it measures nothing itself")
