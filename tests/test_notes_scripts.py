@@ -1,0 +1,61 @@
+"""The notes' scripts run from the repository root as ``.venv/bin/python notes/scripts/<name>.py`` (no
+PYTHONPATH), answer ``--help`` quickly without computing anything, and RESULTS.md is what index.py writes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted((ROOT / "notes" / "scripts").glob("*.py"))
+# face_plausibility.py (another issue's script) supports --help, so it is included; the lead's
+# notes/experiments/<folder>/*.py scripts belong to their experiments and are not tested here.
+TARGETS = SCRIPTS + [ROOT / "notes" / "experiments" / "index.py"]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+@pytest.mark.parametrize("script", TARGETS, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_script_help_runs_without_pythonpath(script: Path) -> None:
+    r = subprocess.run([sys.executable, str(script.relative_to(ROOT)), "--help"], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "usage:" in r.stdout
+
+
+def test_every_script_is_covered() -> None:
+    assert {p.name for p in SCRIPTS} >= {"ship_check.py", "valsplit.py", "soft_val.py", "robustness.py"}
+    assert not (ROOT / "notes" / "scripts" / "ship_check_gan.py").exists()  # merged: ship_check.py --rule gan
+
+
+def test_ship_check_has_every_rule() -> None:
+    r = subprocess.run([sys.executable, "notes/scripts/ship_check.py", "--help"], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=120)
+    for rule in ("input-size", "ffpp-selection", "soften", "soup", "gan"):
+        assert rule in r.stdout
+
+
+def test_results_md_is_what_index_py_writes(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    r = subprocess.run([sys.executable, "notes/experiments/index.py", "--out", str(out)], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    committed = (ROOT / "notes" / "experiments" / "RESULTS.md").read_text(encoding="utf-8")
+    assert out.read_text(encoding="utf-8") == committed
+
+
+def test_every_experiment_has_a_row_and_a_decision() -> None:
+    sys.path.insert(0, str(ROOT / "notes" / "experiments"))
+    try:
+        import index
+    finally:
+        sys.path.pop(0)
+    folders = {p.name for p in (ROOT / "notes" / "experiments").iterdir() if p.is_dir() and index.FOLDER.match(p.name)}
+    rows = index.rows()
+    assert {r["folder"] for r in rows} == folders
+    assert all(r["decision"] in ("shipped", "not shipped", "measurement", "pending") for r in rows)
