@@ -9,7 +9,7 @@ whole frame, is an approximation: re-encoding a frame also moves the detector's 
 Nothing is chosen on these figures; they describe the shipped weights (notes/logs/robustness.json for the
 pair of the FFHQ fine-tune, notes/logs/robustness_soften.json for the pair shipped with the soften EfficientNet).
 
-  .venv/bin/python notes/scripts/robustness.py [--weights weights] > notes/logs/robustness.json
+  .venv/bin/python notes/scripts/robustness.py [--weights weights]   # one line per condition, then the JSON
 """
 from __future__ import annotations
 
