@@ -38,12 +38,15 @@ EXAMPLES = ROOT / "examples"
 
 def make_handlers(config: AppConfig) -> tuple[Callable[..., tuple], Callable[..., tuple]]:
     """(analyze_image, analyze_video) for ``config``: the two API endpoints."""
+    from deepfake_demo.cards import how_often_wrong
+
+    trust = how_often_wrong(present.read_weights(config).cards)  # the cards' measured error rates, read once
 
     def run(path: str | None, kind: str, frames: int | None, models: Sequence[str] | None, threshold: float,
             opacity: float, aggregation: str | None, progress) -> tuple:
         try:
             report = present.analyze(config, path, kind, frames, models, threshold, aggregation, progress)
-            out = present.outputs(report, float(opacity), kind == "video", progress)
+            out = present.outputs(report, float(opacity), kind == "video", progress, trust=trust)
         except present.AppError as exc:
             raise gr.Error(str(exc), title=exc.title) from None
         except Exception as exc:  # never a stack trace in the UI; the log keeps it

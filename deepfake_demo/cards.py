@@ -32,6 +32,7 @@ __all__ = [
     "write_ensemble_card",
     "card_threshold",
     "reader_markdown",
+    "how_often_wrong",
     "model_card_markdown",
 ]
 

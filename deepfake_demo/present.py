@@ -171,6 +171,8 @@ CSS = """
 .verdict-badge .v {font-size: 2.1em; font-weight: 800; letter-spacing: .04em; line-height: 1.1}
 .verdict-badge .p {font-size: 1.05em; opacity: .95}
 .verdict-badge .r {font-size: .95em; opacity: .92; margin-top: 4px}
+.trust {border-left: 4px solid #475569; background: #f1f5f9; color: #1e293b; padding: 6px 12px;
+        margin: 6px 0; border-radius: 6px}
 .warn-box {border: 2px solid #b91c1c; background: #fef2f2; color: #7f1d1d; border-radius: 10px;
            padding: 10px 14px; margin: 6px 0; font-weight: 600}
 .face-cards {display: flex; flex-wrap: wrap; gap: 10px}
@@ -221,9 +223,11 @@ def _colour(verdict: str) -> str:
     return verdict_hex(verdict)
 
 
-def badge_html(report: "Report") -> str:
+def badge_html(report: "Report", trust: str | None = None) -> str:
     """The summary badge: verdict in its colour, probability, threshold and uncertain band,
-    reason, warnings (red box), per-model probabilities of the deciding face, size and time."""
+    reason, one plain line of how often the models are wrong (``trust``, from the cards:
+    :func:`deepfake_demo.cards.how_often_wrong`), warnings (red box), per-model probabilities
+    of the deciding face, size and time."""
     v = report.verdict
     parts = [f'<div class="verdict-badge" style="background:{_colour(v)}" id="verdict-badge">',
              f'<div class="v">{_esc(v.replace("_", " "))}</div>']
@@ -232,6 +236,8 @@ def badge_html(report: "Report") -> str:
         parts.append(f'<div class="p">calibrated fake probability <b>{report.fake_probability:.2f}</b>'
                      f' &middot; threshold {report.threshold:.2f} (uncertain {lo:.2f}&ndash;{hi:.2f})</div>')
     parts.append(f'<div class="r">{_esc(report.reason)}</div></div>')
+    if trust and report.fake_probability is not None:
+        parts.append(f'<div class="trust" id="trust">{_esc(trust)}</div>')
     if report.warnings:
         parts.append('<div class="warn-box">&#9888; ' + "<br>&#9888; ".join(_esc(w) for w in report.warnings)
                      + "</div>")
@@ -299,7 +305,7 @@ class Outputs:
 
 
 def outputs(report: "Report", opacity: float, want_video: bool, progress: Progress,
-            out_dir: str | os.PathLike | None = None) -> Outputs:
+            out_dir: str | os.PathLike | None = None, trust: str | None = None) -> Outputs:
     """Draw and write everything for one Report (into ``out_dir``, default a fresh
     :func:`request_dir`): annotated frames, face panels, the plot, the annotated video
     when ``want_video`` and the input is a video, and the JSON report."""
@@ -332,5 +338,5 @@ def outputs(report: "Report", opacity: float, want_video: bool, progress: Progre
             video = str(render.write_annotated_video(report, out / f"{stem}_annotated.mp4", opacity))
     json_path = out / f"{stem}_report.json"
     json_path.write_text(report.to_json(indent=2))
-    return Outputs(report.verdict, badge_html(report), faces_html(report), frames_gallery, faces_gallery, plot,
+    return Outputs(report.verdict, badge_html(report, trust), faces_html(report), frames_gallery, faces_gallery, plot,
                    video, str(json_path))

@@ -212,8 +212,12 @@ def test_landmarks_must_lie_as_on_a_face():
     assert not plausible_face(box, 0.99, upside, DETECTOR)
     chin = [good[0], good[1], (250.0, 350.0), (220.0, 300.0), (280.0, 300.0)]  # mouth above the nose
     assert not plausible_face(box, 0.99, chin, DETECTOR)
-    outside = [good[0], good[1], good[2], (200.0, 470.0), (300.0, 470.0)]  # mouth 70 px below the box
+    outside = [good[0], good[1], good[2], (200.0, 500.0), (300.0, 500.0)]  # mouth 100 px below the box
     assert not plausible_face(box, 0.99, outside, DETECTOR)
+    # a tight face crop (FF++ test crops): MTCNN's box can cut the chin, landmarks up to 0.17 of the box
+    # outside it, eyes up to 0.75 of its width apart; such faces stay
+    tight = [(130.0, 220.0), (355.0, 220.0), good[2], (200.0, 450.0), (300.0, 450.0)]
+    assert plausible_face(box, 0.99, tight, DETECTOR)
     close = [(245.0, 220.0), (255.0, 220.0)] + good[2:]  # eyes 10 px apart in a 300 px box
     wide = [(105.0, 220.0), (395.0, 220.0)] + good[2:]  # eyes the whole box width apart
     assert not plausible_face(box, 0.99, close, DETECTOR) and not plausible_face(box, 0.99, wide, DETECTOR)

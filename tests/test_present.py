@@ -68,6 +68,25 @@ def test_badge_and_face_cards():
     assert present.faces_html(err) == '<div class="small"></div>'
     no_face = Report(path="x.jpg", kind="image", verdict=Verdict.NO_FACE, reason="no face")
     assert ">NO FACE<" in present.badge_html(no_face) and "No face tracks." in present.faces_html(no_face)
+    # the cards' measured error rates sit under a scored verdict, not under one with nothing judged
+    trust = "called 20 % of real faces FAKE <x>"
+    assert 'id="trust">called 20 % of real faces FAKE &lt;x&gt;<' in present.badge_html(r, trust)
+    assert "trust" not in present.badge_html(no_face, trust) and "trust" not in present.badge_html(r)
+
+
+def test_how_often_wrong_reads_the_cards_test_figures(tiny_weights):
+    from dataclasses import replace as _replace
+
+    from deepfake_demo.cards import how_often_wrong, read_cards
+
+    cards = read_cards(tiny_weights)
+    assert how_often_wrong(cards) is None  # nothing measured: nothing claimed
+    verdicts = {"real": {"FAKE": 0.23, "REAL": 0.5, "UNCERTAIN": 0.27}, "fake": {"FAKE": 0.7, "REAL": 0.1,
+                                                                               "UNCERTAIN": 0.2}}
+    measured = [_replace(c, info={**c.info, "test_metrics": {"faces_test_ensemble": {"verdicts": verdicts}}})
+                for c in cards]
+    line = how_often_wrong(measured)
+    assert "23 % of real faces FAKE" in line and "10 % of fake faces REAL" in line
 
 
 def test_outputs_draw_what_the_report_says(tmp_path):
