@@ -242,8 +242,8 @@ def how_often_wrong(cards: Sequence[ModelCard]) -> str | None:
     if not v:
         return None
     return (f"On held-out FaceForensics++ face crops these models called {_pct(v['real']['FAKE'])} of real faces "
-            f"FAKE and {_pct(v['fake']['REAL'])} of fake faces REAL (the rest UNCERTAIN or right); on other "
-            "sources they do worse (Model card tab).")
+            f"FAKE and {_pct(v['fake']['REAL'])} of fake faces REAL (the rest UNCERTAIN or right); on media "
+            "from sources they were not trained on, expect them to do worse.")
 
 
 def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None) -> str:

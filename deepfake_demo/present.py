@@ -206,8 +206,9 @@ HOW_TO_READ = """
 - **Threshold.** Lower it to catch more fakes at the price of more false alarms on real (e.g.
   heavily compressed) video.
 - **Limits.** The models only know the kinds of fakes they were trained on (see the model card);
-  new generators, heavy compression, tiny or side-on faces, and filters can fool them. They are
-  **not a GAN detector**: a face made whole by a generator is usually called REAL. A **soft** face
+  new generators, heavy compression, tiny or side-on faces, and filters can fool them. They saw
+  StyleGAN faces in training, not diffusion-made ones: a face made whole by another generator may
+  well be called REAL. A **soft** face
   (blurred, upscaled or smoothed) gets a warning: blur alone pushes these models towards FAKE.
   Use this as one signal among others, never as proof.
 """
