@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 
 import cv2
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,8 +17,10 @@ from conftest import need_data
 
 @pytest.fixture(scope="module")
 def face_photo():
-    p = need_data("synthetic", "real", "ffhq")
-    return np.asarray(Image.open(sorted(p.glob("*"))[0]).convert("RGB"))
+    """A photo of a face the project made itself (examples/, from scikit-image's public-domain
+    astronaut): these tests need some face photo, not the shared research data."""
+    p = Path(__file__).resolve().parent.parent / "examples" / "astronaut_real.jpg"
+    return np.asarray(Image.open(p).convert("RGB"))
 
 
 def test_sample_indices_even_and_unique():
