@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 import gradio as gr
 
 from deepfake_demo import present
+from deepfake_demo.cards import how_often_wrong, reader_markdown
 from deepfake_demo.present import AppConfig
 
 __all__ = ["build_demo", "make_handlers", "main", "AppConfig"]
@@ -38,7 +39,6 @@ EXAMPLES = ROOT / "examples"
 
 def make_handlers(config: AppConfig) -> tuple[Callable[..., tuple], Callable[..., tuple]]:
     """(analyze_image, analyze_video) for ``config``: the two API endpoints."""
-    from deepfake_demo.cards import how_often_wrong
 
     trust = how_often_wrong(present.read_weights(config).cards)  # the cards' measured error rates, read once
 
@@ -79,28 +79,6 @@ def _warm_up(config: AppConfig) -> None:
 
 
 # ---------------------------------------------------------------- model card
-
-def _card_markdown(cards: Sequence[Any]) -> str:
-    """The Model card tab: for a reader first (trained on, how often wrong, where it fails), the technical
-    card folded away (deepfake_demo.cards.reader_markdown)."""
-    from deepfake_demo.cards import WeightsError, read_ensemble_card, reader_markdown
-
-    if not cards:
-        return reader_markdown(cards, None)
-    try:
-        ens = read_ensemble_card(cards[0].weights_path.parent)
-    except WeightsError as exc:
-        return reader_markdown(cards, None) + f"\n\n> {html.escape(str(exc))}"
-    return reader_markdown(cards, ens)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
-    return str(v)
-
 
 # ---------------------------------------------------------------- layout
 
@@ -179,7 +157,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         with gr.Accordion("How to read this", open=False):
             gr.Markdown(present.HOW_TO_READ)
         with gr.Accordion("Model card", open=False):
-            gr.Markdown(_card_markdown(list(weights.cards)), elem_id="model-card")
+            gr.Markdown(reader_markdown(list(weights.cards), weights.ensemble_card), elem_id="model-card")
 
         outputs = [verdict_out, badge_out, faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
         # Each set of models has its own card threshold: the slider follows the ticked models.

@@ -31,6 +31,7 @@ __all__ = [
     "write_card",
     "write_ensemble_card",
     "card_threshold",
+    "card_warnings",
     "reader_markdown",
     "how_often_wrong",
     "model_card_markdown",
@@ -105,6 +106,11 @@ class EnsembleCard:
     @property
     def validation(self) -> Mapping[str, Any]:
         return self.info.get("validation") or {}
+
+
+def card_warnings(cards: Sequence[ModelCard]) -> list[str]:
+    """Each card's warning (e.g. test-only weights), as "name: warning"."""
+    return [f"{c.name}: {c.warning}" for c in cards if c.warning]
 
 
 def read_cards(weights_dir: str | os.PathLike, names: Sequence[str] | None = None) -> list[ModelCard]:

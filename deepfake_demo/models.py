@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .cards import (ENSEMBLE_CARD, HOW_TO_GET_WEIGHTS, EnsembleCard, ModelCard, NoWeightsError, WeightsError,
-                    card_threshold, read_cards, read_ensemble_card, sha256_file, write_card)
+                    card_threshold, card_warnings, read_cards, read_ensemble_card, sha256_file, write_card)
 from .config import WEIGHTS_ENV, ModelSpec
 
 __all__ = [
@@ -172,7 +172,7 @@ class Ensemble:
 
     @property
     def warnings(self) -> list[str]:
-        return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
+        return card_warnings(self.cards)
 
     def threshold(self, names: Sequence[str] | None = None) -> float:
         """The decision threshold the cards give for these members (see :func:`card_threshold`)."""

@@ -77,7 +77,9 @@ class WeightsInfo:
     @property
     def warnings(self) -> list[str]:
         """Each card's warning (e.g. test-only weights), as "name: warning"."""
-        return [f"{c.name}: {c.warning}" for c in self.cards if c.warning]
+        from .cards import card_warnings
+
+        return card_warnings(self.cards)
 
 
 def read_weights(config: AppConfig) -> WeightsInfo:
