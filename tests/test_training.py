@@ -57,6 +57,52 @@ def test_face_mask_is_blurred_not_binary():
     assert m.max() == pytest.approx(1.0, abs=1e-5)
 
 
+def _oval(size: int, cx: float, cy: float, rx: float, ry: float, k: int = 36) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    return np.stack([cx + rx * np.sin(t), cy - ry * np.cos(t)], 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_dense_outline_decides_the_mask_and_a_missing_one_falls_back_to_5_points(seed):
+    """--sbi-landmarks mesh: the 5 points followed by a face outline build the hull from the outline
+    (a face off to the left is masked there, whatever the 5 points say); a NaN outline (no mesh found)
+    gives exactly the 5-point mask."""
+    lm5 = canonical_landmarks(128)
+    left = _oval(128, 34, 64, 22, 30)
+    m = face_hull_mask((128, 128), np.concatenate([lm5, left]), np.random.default_rng(seed))
+    assert m[64, 34] > 0.5 and m[64, 110] == 0, "the mask does not follow the outline"
+    nan = np.full_like(left, np.nan)
+    a = face_hull_mask((128, 128), np.concatenate([lm5, nan]), np.random.default_rng(seed))
+    b = face_hull_mask((128, 128), lm5, np.random.default_rng(seed))
+    assert np.array_equal(a, b)
+    out, mask = self_blend(_face_like(), np.concatenate([lm5, left]), np.random.default_rng(seed))
+    outside = mask == 0
+    assert np.array_equal(out[outside], _face_like()[outside]) and mask[:, 100:].max() == 0
+
+
+def test_mesh_landmarks_join_the_real_pools_and_are_refused_with_a_command_when_missing(tmp_path):
+    need_data("faces", "train", "real", "ffpp")
+    need_data("faces", "train", "real", "utkface")
+    from deepfake_demo.training.config import REAL_GROUPS, TrainConfig
+    from deepfake_demo.training.data import cache_path
+    from deepfake_demo.training.dataset import load_train_data
+    from deepfake_demo.training.mesh import FACE_OVAL, mesh_path
+    cache = tmp_path / "cache"
+    cfg = TrainConfig(input_size=64, groups_limit=6, cache_dir=str(cache), sbi_landmarks="mesh")
+    load_train_data(TrainConfig(input_size=64, groups_limit=6, cache_dir=str(cache)))  # builds the crops
+    with pytest.raises(FileNotFoundError, match="deepfake_demo.training.mesh train_real_ffpp"):
+        load_train_data(cfg)
+    for g in REAL_GROUPS:  # outlines as the mesh tool writes them; one crop of each without a mesh
+        oval = np.stack([_oval(160, 80, 80, 40, 50, len(FACE_OVAL))] * 6)
+        oval[2] = np.nan
+        np.savez(mesh_path(cache_path(g, 160, 0.3, cache, 6)), oval=oval, found=np.isfinite(oval[:, 0, 0]))
+    data = load_train_data(cfg)
+    assert data.real_ffpp[1].shape[1:] == (5 + len(FACE_OVAL), 2)
+    assert data.counts["mesh_found"] == {g: 5 for g in REAL_GROUPS}
+    assert np.array_equal(data.real_ffpp[0], load_train_data(TrainConfig(
+        input_size=64, groups_limit=6, cache_dir=str(cache))).real_ffpp[0])
+
+
 def test_self_blend_refuses_non_uint8():
     with pytest.raises(ValueError):
         self_blend(_face_like().astype(np.float32), canonical_landmarks(128), np.random.default_rng(0))
@@ -264,11 +310,11 @@ def test_pack_round_trip_keeps_crops_and_metadata(tmp_path):
     pixels within JPEG q95 error; unpacked files load as the cache did."""
     need_data("faces", "train", "real", "ffpp")
     from deepfake_demo.training import pack
-    from deepfake_demo.training.data import _cache_path, load_group
+    from deepfake_demo.training.data import cache_path, load_group
 
     cache = tmp_path / "cache"
     orig = load_group("train_real_ffpp", cache_dir=cache, limit=4)
-    src = _cache_path("train_real_ffpp", 160, 0.3, cache, 4)
+    src = cache_path("train_real_ffpp", 160, 0.3, cache, 4)
     info = pack.pack_group(src, tmp_path / "pack" / src.name, quality=95)
     assert info["n"] == 4 and info["packed_mb"] < info["raw_mb"] / 3
     out_cache = tmp_path / "unpacked"

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import MODEL_SPECS, ModelSpec
 
 __all__ = ["TrainConfig", "member_spec", "help_of", "RUNS_DIR", "SPLIT_SEED", "REAL_GROUPS", "FAKE_GROUPS",
-           "SELECT_METRICS"]
+           "SELECT_METRICS", "SBI_LANDMARKS"]
 
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
 SPLIT_SEED = 1234  # one validation split for every member
@@ -16,6 +16,7 @@ REAL_GROUPS = ("train_real_ffpp", "train_real_utkface")
 FAKE_GROUPS = ("train_fake_Deepfakes", "train_fake_Face2Face", "train_fake_FaceSwap", "train_fake_NeuralTextures")
 # the validation figures best.pt can be chosen on (see TrainConfig.select_on)
 SELECT_METRICS = ("val_auc", "val_auc_ffpp", "val_auc_cross")
+SBI_LANDMARKS = ("5point", "mesh")
 
 
 def _f(default, help: str | None = None):
@@ -48,6 +49,10 @@ class TrainConfig:
     val_frac: float = 0.1
     val_max_per_group: int = 250
     sbi_frac: float = _f(0.25, "share of samples that are self-blended real faces (fake)")
+    sbi_landmarks: str = _f("5point", "what the self-blend mask's hull is built from: 5point (points "
+                                      "extrapolated from MTCNN's 5 landmarks) or mesh (the face oval of "
+                                      "MediaPipe's 468-point mesh, from `python -m deepfake_demo.training.mesh`; "
+                                      "crops without a mesh fall back to 5 points)")
     ffpp_fake_frac: float = _f(0.25, "share of samples that are FF++ manipulated faces")
     utk_frac: float = _f(0.2, "share of real samples drawn from UTKFace (the rest: FF++ originals)")
     ffhq_frac: float = _f(0.0, "share of real samples drawn from FFHQ photos of real people (half of "

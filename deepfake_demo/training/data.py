@@ -20,6 +20,7 @@ import numpy as np
 __all__ = [
     "DATA_ROOT",
     "CACHE_DIR",
+    "cache_path",
     "GROUPS",
     "TEST_GROUPS",
     "SYNTHETIC_GROUPS",
@@ -102,7 +103,7 @@ def list_group(group: str, root: Path = DATA_ROOT) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.lower().endswith(exts))
 
 
-def _cache_path(group: str, size: int, margin: float, cache_dir: Path, limit: int | None = None) -> Path:
+def cache_path(group: str, size: int, margin: float, cache_dir: Path, limit: int | None = None) -> Path:
     tail = "" if limit is None else f"_first{limit}"
     return cache_dir / f"{group}_s{size}_m{margin:g}{tail}.npz"
 
@@ -160,7 +161,7 @@ def load_group(group: str, size: int = 160, margin: float = 0.3, cache_dir: Path
                root: Path = DATA_ROOT, build: bool = True, limit: int | None = None) -> CropSet:
     """The cached crops of ``group`` (only its first ``limit`` images if given);
     built (slow: MTCNN per image) if missing."""
-    path = _cache_path(group, size, margin, cache_dir, limit)
+    path = cache_path(group, size, margin, cache_dir, limit)
     if not path.exists():
         if not build:
             raise FileNotFoundError(f"{path} missing; run `python -m deepfake_demo.training.data`")

@@ -12,7 +12,9 @@ import numpy as np
 from ..config import ModelSpec
 from .augment import augment, soften
 from .config import FAKE_GROUPS, REAL_GROUPS, SPLIT_SEED, TrainConfig, member_spec
-from .data import DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, dfdc_split, load_group, split_train_val, synthetic_split
+from .data import (CACHE_DIR, DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, cache_path, dfdc_split, load_group,
+                   split_train_val, synthetic_split)
+from .mesh import load_oval
 from .metrics import roc_auc
 from .sbi import self_blend
 
@@ -66,6 +68,20 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     val_im, val_y, val_g = [], [], []
     counts: dict[str, Any] = {}
 
+    def sbi_landmarks(cs) -> np.ndarray:
+        """The crops' landmarks for self-blending: the 5 points, or (``--sbi-landmarks mesh``) the 5
+        points followed by the mesh outline (N, 41, 2), NaN where no mesh was found."""
+        if cfg.sbi_landmarks == "5point" or len(cs) == 0:
+            return cs.landmarks
+        path = cache_path(cs.name, cfg.cache_size, spec.crop_margin, kw.get("cache_dir", CACHE_DIR),
+                          cfg.groups_limit)
+        oval = load_oval(path, len(cs))
+        if oval is None:
+            raise FileNotFoundError(f"--sbi-landmarks mesh: no face-mesh outlines for {path.name}; run "
+                                    f"`python -m deepfake_demo.training.mesh {cs.name}` (see its docstring)")
+        counts.setdefault("mesh_found", {})[cs.name] = int(np.isfinite(oval[:, 0, 0]).sum())
+        return np.concatenate([cs.landmarks.astype(np.float32), oval.astype(np.float32)], axis=1)
+
     def add_val(images: np.ndarray, label: int, name: str) -> None:
         val_im.append(images)
         val_y.extend([label] * len(images))
@@ -76,7 +92,7 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
         tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
         va = va[: cfg.val_max_per_group]
-        pools[g] = (cs.images[tr], cs.landmarks[tr])
+        pools[g] = (cs.images[tr], sbi_landmarks(cs)[tr] if g in REAL_GROUPS else cs.landmarks[tr])
         add_val(cs.images[va], int(cs.labels[0]), g)
         counts[g] = {"train": int(len(tr)), "val": int(len(va)), "no_face": int((~cs.detected[:n]).sum())}
 
@@ -89,7 +105,7 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         add_val(cs.images[va], label, name)
         counts[name] = {"train": int(len(tr)), "val": int(len(va)), "held_out": int(len(held)),
                         "no_face": int((~cs.detected).sum())}
-        return cs.images[tr], cs.landmarks[tr]
+        return cs.images[tr], (sbi_landmarks(cs) if label == 0 else cs.landmarks)[tr]
 
     def dfdc_part(group: str, label: int):
         cs = load_group(group, limit=cfg.groups_limit, **kw)
@@ -98,7 +114,7 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         add_val(cs.images[va], label, "train_" + group)  # train_dfdc_real, train_dfdc_fake
         counts["train_" + group] = {"train": int(len(parts["train"])), "val": int(len(va)),
                                     "held_out": int(len(parts["held_out"])), "no_face": int((~cs.detected).sum())}
-        return cs.images[parts["train"]], cs.landmarks[parts["train"]]
+        return cs.images[parts["train"]], (sbi_landmarks(cs) if label == 0 else cs.landmarks)[parts["train"]]
 
     ffhq = synthetic_part(FFHQ_GROUP, 0) if cfg.ffhq_frac > 0 else None
     gan = np.concatenate([synthetic_part(g, 1)[0] for g in GAN_GROUPS]) if cfg.gan_frac > 0 else None

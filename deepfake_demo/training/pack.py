@@ -26,7 +26,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .data import CACHE_DIR, FFHQ_GROUP, GAN_GROUPS, GROUPS, _cache_path
+from .data import CACHE_DIR, FFHQ_GROUP, GAN_GROUPS, GROUPS, cache_path
 
 __all__ = ["pack_group", "unpack_group", "main"]
 
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for g in args.groups:
         if g not in GROUPS:
             ap.error(f"unknown group {g!r}; known: {', '.join(GROUPS)}")
-        src = _cache_path(g, args.size, args.margin, args.cache_dir)
+        src = cache_path(g, args.size, args.margin, args.cache_dir)
         if not src.exists():
             ap.error(f"{src} missing; build the cache first: python -m deepfake_demo.training.data")
         info = pack_group(src, args.out / src.name, args.quality, args.threads)

@@ -1,4 +1,4 @@
-"""Self-Blended Images (Shiohara & Yamasaki, CVPR 2022), from 5 MTCNN landmarks.
+"""Self-Blended Images (Shiohara & Yamasaki, CVPR 2022), from 5 MTCNN landmarks or a dense face outline.
 
 A real face is blended with a slightly colour- and geometry-transformed copy
 of itself through a soft mask around the face. The result shows the traces a
@@ -9,14 +9,16 @@ boundary rather than one generator's fingerprints.
 The paper builds the mask from 81 dlib landmarks; MTCNN gives 5 (eyes, nose,
 mouth corners), so the hull here is built from points extrapolated from them
 (brows/forehead above the eyes, cheeks, jaw and chin below the mouth), then
-randomly deformed, dilated or eroded, and blurred twice.
+randomly deformed, dilated or eroded, and blurred twice. With ``--sbi-landmarks mesh`` the hull is
+instead the 36-point face oval of MediaPipe's 468-point mesh (:mod:`.mesh`), passed after the 5
+points as a (41, 2) array; a crop without a mesh (NaN outline) falls back to the 5 points.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["face_hull_mask", "self_blend"]
+__all__ = ["face_hull_mask", "self_blend", "hull_points"]
 
 
 def _hull_points(lm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -49,6 +51,27 @@ def _hull_points(lm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(pts, np.float32)
 
 
+def _outline_points(outline: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A dense face outline (K, 2), jittered as the 5-point hull is: scaled about its centre by
+    0.9..1.05 and with the forehead edge (the top third) raised or lowered by up to 8 % of the height."""
+    pts = outline.astype(np.float64)
+    c = pts.mean(axis=0)
+    pts = c + (pts - c) * rng.uniform(0.9, 1.05)
+    top, bottom = pts[:, 1].min(), pts[:, 1].max()
+    upper = pts[:, 1] < top + (bottom - top) / 3
+    pts[upper, 1] -= rng.uniform(-0.04, 0.08) * (bottom - top)
+    return pts.astype(np.float32)
+
+
+def hull_points(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The points the mask's hull is built from: a dense outline when ``landmarks`` carries a found
+    one after its 5 points ((5 + K, 2), K > 0, finite), else points extrapolated from the 5."""
+    lm = np.asarray(landmarks, np.float32).reshape(-1, 2)
+    if len(lm) > 5 and np.isfinite(lm[5:]).all():
+        return _outline_points(lm[5:], rng)
+    return _hull_points(lm[:5], rng)
+
+
 def _elastic(mask: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
     """Smooth random displacement of a (H, W) float mask, ``amount`` x side pixels."""
     h, w = mask.shape
@@ -66,14 +89,15 @@ def _odd(k: float) -> int:
 
 
 def face_hull_mask(shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Blurred face-region mask (H, W) float32 in [0, 1] from 5 landmarks (5, 2) pixels.
+    """Blurred face-region mask (H, W) float32 in [0, 1] from 5 landmarks (5, 2) pixels, or 5 landmarks
+    and a face outline ((5 + K, 2), see :func:`hull_points`).
 
-    Convex hull of extrapolated face points, or the ellipse that fits them,
+    Convex hull of the face points (:func:`hull_points`), or the ellipse that fits them,
     elastically deformed, dilated/eroded by a random kernel, then blurred twice
     (the second blur only softens the inside edge, as in the paper).
     """
     h, w = shape
-    pts = _hull_points(np.asarray(landmarks, np.float32).reshape(5, 2), rng)
+    pts = hull_points(landmarks, rng)
     mask = np.zeros((h, w), np.float32)
     if rng.random() < 0.5:
         cv2.fillConvexPoly(mask, cv2.convexHull(np.round(pts).astype(np.int32)), 1.0)
@@ -132,7 +156,8 @@ def self_blend(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generato
     """Make a self-blended fake from one real face.
 
     image: RGB uint8 (H, W, 3) face crop; landmarks: (5, 2) float pixels in that
-    image (left eye, right eye, nose, left mouth corner, right mouth corner).
+    image (left eye, right eye, nose, left mouth corner, right mouth corner), optionally followed by
+    a face outline ((5 + K, 2), :func:`hull_points`).
     Returns (blended RGB uint8 (H, W, 3), mask (H, W) float32 in [0, 1]): the
     weight of the transformed source at each pixel; where the mask is 0 the
     output equals the input exactly.
