@@ -52,8 +52,8 @@ def make_handlers(config: AppConfig) -> tuple[Callable[..., tuple], Callable[...
         except Exception as exc:  # never a stack trace in the UI; the log keeps it
             log.exception("analysis of %s failed", path)
             raise gr.Error(f"Internal error while analysing ({exc.__class__.__name__}: {exc})") from None
-        return (out.verdict, out.badge_html, out.faces_html, out.frames, out.faces, out.plot,
-                gr.update(value=out.video, visible=out.video is not None), out.json_path)
+        return (out.verdict, out.badge_html, out.faces_html, out.frames, out.faces, out.plot, out.video,
+                out.json_path)
 
     def analyze_image(image: str | None, models: list[str] | None = None, threshold: float = 0.5,
                       opacity: float = 0.5, aggregation: str = "confident", progress=gr.Progress()) -> tuple:
@@ -70,6 +70,20 @@ def make_handlers(config: AppConfig) -> tuple[Callable[..., tuple], Callable[...
     return analyze_image, analyze_video
 
 
+def _shown(faces_html: str | None, frames: list | None, faces: list | None, video: Any) -> tuple:
+    """After a result: show each result component that has something to show (they are hidden before
+    the first result). Its own step, so the API's outputs stay plain values; the plot goes with the
+    frames (both exist exactly when frames were analysed), the JSON report is always there."""
+    show = lambda v: gr.update(visible=bool(v))  # noqa: E731
+    return show(faces_html), show(frames), show(faces), show(frames), show(video), gr.update(visible=True)
+
+
+def _cleared() -> tuple:
+    """The result area with no result: the placeholder, everything else hidden and emptied."""
+    hidden = gr.update(value=None, visible=False)
+    return (None, present.PLACEHOLDER_HTML) + (hidden,) * 6
+
+
 def _warm_up(config: AppConfig) -> None:
     """Load the models in the background at start-up so the first click is fast."""
     try:
@@ -77,8 +91,6 @@ def _warm_up(config: AppConfig) -> None:
     except present.AppError:
         pass  # the banner already says so; requests will say it again
 
-
-# ---------------------------------------------------------------- model card
 
 # ---------------------------------------------------------------- layout
 
@@ -111,20 +123,29 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
             gr.Markdown('<div class="warn-box" id="weights-warning">&#9888; ' +
                         "<br>&#9888; ".join(html.escape(w) for w in weights.warnings) + "</div>")
 
+        imgs, vids = _example_files("image"), _example_files("video")
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
+            with gr.Column(scale=2, min_width=300):
                 with gr.Tabs():
                     with gr.Tab("Image", id="image-tab"):
                         image_in = gr.Image(type="filepath", image_mode=None, label="Image", elem_id="image-input",
-                                            sources=["upload", "webcam", "clipboard"], height=320)
+                                            sources=["upload", "webcam", "clipboard"], height=300)
                         image_btn = gr.Button("Analyse image", variant="primary", elem_id="analyze-image")
+                        if imgs:
+                            gr.Examples(imgs, inputs=[image_in], example_labels=[present.example_label(p) for p in imgs],
+                                        label="Examples made by this project: click one to load it",
+                                        cache_examples=False, elem_id="image-examples")
                     with gr.Tab("Video", id="video-tab"):
-                        video_in = gr.Video(label="Video", sources=["upload", "webcam"], height=320, elem_id="video-input")
+                        video_in = gr.Video(label="Video", sources=["upload", "webcam"], height=300, elem_id="video-input")
                         frames_in = gr.Slider(1, LIMITS.max_frames_analyzed, value=DECISION.default_frames,
                                               step=1, label="Frames to analyse", elem_id="frames",
                                               info="sampled evenly; more = slower but steadier")
                         video_btn = gr.Button("Analyse video", variant="primary", elem_id="analyze-video")
-                with gr.Accordion("Settings", open=True):
+                        if vids:
+                            gr.Examples(vids, inputs=[video_in], example_labels=[present.example_label(p) for p in vids],
+                                        label="Examples made by this project: click one to load it",
+                                        cache_examples=False, elem_id="video-examples")
+                with gr.Accordion("Settings: models, threshold, heatmaps", open=False, elem_id="settings"):
                     models_in = gr.CheckboxGroup(names, value=names, label="Models of the ensemble",
                                                  info="untick to see one model alone")
                     threshold_in = gr.Slider(*present.SLIDER_RANGE, value=threshold, step=0.01,
@@ -134,26 +155,26 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
                     opacity_in = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heatmap opacity")
                     aggregation_in = gr.Dropdown(sorted(STRATEGIES), value=DECISION.aggregation,
                                                  label="How a face's frames are combined")
-            with gr.Column(scale=3, min_width=420):
+            with gr.Column(scale=3, min_width=300):
                 # The API's first output; the page shows the coloured badge below instead of repeating it.
                 verdict_out = gr.Label(label="Verdict", elem_id="verdict-label", visible=False)
-                badge_out = gr.HTML(label="Summary", elem_id="badge")
-                faces_out = gr.HTML(label="Faces", elem_id="faces")
+                # the one place a run's progress shows (show_progress_on below)
+                badge_out = gr.HTML(present.PLACEHOLDER_HTML, label="Summary", elem_id="badge", min_height=120)
+                faces_out = gr.HTML(label="Faces", elem_id="faces", visible=False)
                 # the figure titles itself (over time for a video, per model for an image); a label would cover its top
-                plot_out = gr.Plot(label="Fake probability", show_label=False, elem_id="plot")
+                plot_out = gr.Plot(label="Fake probability", show_label=False, elem_id="plot", visible=False)
 
+        frames_out = gr.Gallery(label="Analysed frames (boxes, scores, heatmaps): click to enlarge",
+                                columns=4, height=360, object_fit="contain", preview=False,
+                                elem_id="frames-gallery", visible=False)
+        faces_gallery_out = gr.Gallery(label="Face crops and their heatmaps (crop, ensemble, each model)",
+                                       columns=4, height=360, object_fit="contain", preview=False,
+                                       elem_id="faces-gallery", visible=False)
         with gr.Row():
-            frames_out = gr.Gallery(label="Analysed frames (boxes, scores, heatmaps): click to enlarge",
-                                    columns=4, height=360, object_fit="contain", preview=False,
-                                    elem_id="frames-gallery")
-        with gr.Row():
-            faces_gallery_out = gr.Gallery(label="Face crops and their heatmaps (crop, ensemble, each model)",
-                                           columns=4, height=360, object_fit="contain", preview=False,
-                                           elem_id="faces-gallery")
-        with gr.Row():
-            video_out = gr.Video(label="Annotated video (analysed frames)", elem_id="annotated-video", height=480,
-                                 interactive=False, visible=False)
-            json_out = gr.File(label="JSON report", elem_id="json-report", interactive=False)
+            video_out = gr.Video(label="Annotated video: the analysed frames, each held until the next one's "
+                                       "time in the source (a slideshow, not every frame)",
+                                 elem_id="annotated-video", height=480, interactive=False, visible=False)
+            json_out = gr.File(label="JSON report", elem_id="json-report", interactive=False, visible=False)
         with gr.Accordion("How to read this", open=False):
             gr.Markdown(present.HOW_TO_READ)
         with gr.Accordion("Model card", open=False):
@@ -163,18 +184,18 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         # Each set of models has its own card threshold: the slider follows the ticked models.
         models_in.change(lambda m: gr.update(value=present.card_slider_threshold(weights, m or None)),
                          models_in, threshold_in, api_visibility="private")
+        # one progress bar per run, on the result area, which a phone scrolls to
+        progress_on = dict(show_progress="full", show_progress_on=[badge_out], scroll_to_output=True)
+        shown = [faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
+        show = dict(fn=_shown, inputs=[faces_out, frames_out, faces_gallery_out, video_out], outputs=shown,
+                    api_visibility="private", show_progress="hidden")
         image_btn.click(analyze_image, [image_in, models_in, threshold_in, opacity_in, aggregation_in], outputs,
-                        api_name="analyze_image")
+                        api_name="analyze_image", **progress_on).success(**show)
         video_btn.click(analyze_video, [video_in, frames_in, models_in, threshold_in, opacity_in, aggregation_in],
-                        outputs, api_name="analyze_video")
-
-        imgs, vids = _example_files("image"), _example_files("video")
-        if imgs:
-            gr.Examples(imgs, inputs=[image_in], label="Example images (made by this project)",
-                        cache_examples=False)
-        if vids:
-            gr.Examples(vids, inputs=[video_in], label="Example videos (made by this project)",
-                        cache_examples=False)
+                        outputs, api_name="analyze_video", **progress_on).success(**show)
+        # a new input clears the last result: no verdict on screen that belongs to another file
+        for source in (image_in, video_in):
+            source.change(_cleared, None, outputs, api_visibility="private", show_progress="hidden")
     return demo
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .report import Report
 
 __all__ = ["AppConfig", "AppError", "WeightsInfo", "Outputs", "CSS", "HOW_TO_READ", "DEVICE_ENV",
-           "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
+           "example_label", "PLACEHOLDER_HTML", "LIBRARY_SHARE", "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
            "library_threshold",
            "load_detector", "analyze", "badge_html", "faces_html", "request_dir", "outputs"]
 
@@ -123,7 +123,30 @@ def library_threshold(slider: float, default: float | None) -> float | None:
     return float(slider)
 
 
+def example_label(path: str | os.PathLike) -> str:
+    """What an example file is, for its button: the project's examples are named ``*_real*`` (a real
+    photo, or a zoom over one) and ``*_blended*`` (a face blended into the photo: fake)."""
+    stem = Path(path).stem.lower()
+    what = "zoom video" if "zoom" in stem else "photo"
+    if "blended" in stem:
+        tail = stem.rsplit("_", 1)[-1]
+        return f"FAKE: face blended in ({what}{'' if tail in ('blended', 'zoom') else ' ' + tail})"
+    if "real" in stem:
+        return f"REAL: untouched {what}"
+    return Path(path).name
+
+
+PLACEHOLDER_HTML = ('<div class="placeholder" id="placeholder">The verdict appears here. Upload an image or a '
+                    'video (or pick a labelled example), then press <b>Analyse</b>.</div>')
+"""What the result area says before the first result and after a new input."""
+
+
 # ---------------------------------------------------------------- the analysis
+
+# the share of one run's progress bar the library's analysis takes; the rest is drawing the frames and
+# panels and, for a video, writing the annotated video (about a fifth of a video's time on a CPU)
+LIBRARY_SHARE = {"image": 0.9, "video": 0.8}
+
 
 def load_detector(config: AppConfig) -> "Detector":
     """The cached Detector (loaded once per process and config). Raises :class:`AppError`
@@ -144,7 +167,7 @@ def analyze(config: AppConfig, path: str | None, kind: str, frames: int | None, 
     """One request: check what the user gave, then :meth:`Detector.analyze`. ``kind`` is
     "image" or "video" (for the messages); ``models`` None means all, an empty list is
     refused; ``threshold`` is the slider's value (see :func:`library_threshold`). The
-    library's progress is scaled to 0..0.95 (the rest is drawing). Raises :class:`AppError`
+    library's progress is scaled to 0..:data:`LIBRARY_SHARE` (the rest is drawing and writing). Raises :class:`AppError`
     for what the user must fix; bad media comes back as an ERROR Report."""
     from .pipeline import AnalysisOptions
 
@@ -163,16 +186,19 @@ def analyze(config: AppConfig, path: str | None, kind: str, frames: int | None, 
     opts = AnalysisOptions(frames=frames, heatmaps=heatmaps, threshold=library_threshold(threshold, default),
                            aggregation=aggregation or None, models=chosen)
     progress(0.0, "starting")
-    return det.analyze(path, options=opts, progress=lambda f, d: progress(0.95 * f, d))
+    share = LIBRARY_SHARE[kind]
+    return det.analyze(path, options=opts, progress=lambda f, d: progress(share * f, d))
 
 
 # ---------------------------------------------------------------- HTML
 
 CSS = """
 .verdict-badge {border-radius: 12px; padding: 14px 18px; color: #fff; margin-bottom: 6px}
+/* the theme colours prose text itself: without this the badge text is dark on the verdict colour */
+.verdict-badge, .verdict-badge * {color: #fff !important}
 .verdict-badge .v {font-size: 2.1em; font-weight: 800; letter-spacing: .04em; line-height: 1.1}
-.verdict-badge .p {font-size: 1.05em; opacity: .95}
-.verdict-badge .r {font-size: .95em; opacity: .92; margin-top: 4px}
+.verdict-badge .p {font-size: 1.05em}
+.verdict-badge .r {font-size: .95em; margin-top: 4px}
 .trust {border-left: 4px solid #475569; background: #f1f5f9; color: #1e293b; padding: 6px 12px;
         margin: 6px 0; border-radius: 6px}
 .warn-box {border: 2px solid #b91c1c; background: #fef2f2; color: #7f1d1d; border-radius: 10px;
@@ -184,6 +210,7 @@ CSS = """
 .pill {display: inline-block; border-radius: 999px; padding: 1px 9px; color: #fff; font-size: .85em;
        font-weight: 700; background: var(--c)}
 .small {font-size: .88em; opacity: .85}
+.placeholder {border: 2px dashed #94a3b8; border-radius: 12px; padding: 18px; color: #334155}
 /* Gradio's grid gives a lone item the whole width (a square as wide as the page, cropped by the
    gallery's height); auto-fill keeps empty tracks, so one image (the Image tab) stays a thumbnail. */
 #frames-gallery .grid-container, #faces-gallery .grid-container {
@@ -321,10 +348,16 @@ def outputs(report: "Report", opacity: float, want_video: bool, progress: Progre
     out.mkdir(parents=True, exist_ok=True)
     stem = render.file_stem(report)
     if report.ok and report.frames:
-        progress(0.96, "drawing heatmaps")
+        lib = LIBRARY_SHARE["video" if report.kind == "video" else "image"]
+        draw_end = lib + (1.0 - lib) * (0.5 if want_video and report.kind == "video" else 0.95)
         by_frame = render.observations_by_frame(report)
         show_all = report.kind != "video" or not report.faces  # NO FACE: show what was looked at
-        for img, f in zip(render.annotated_frames(report, opacity), report.frames):
+        drawn = []
+        for i, f in enumerate(report.frames):
+            progress(lib + (draw_end - lib) * i / len(report.frames),
+                     f"drawing heatmaps on frame {i + 1}/{len(report.frames)}")
+            img = render.annotated_frames(report, opacity, frame_indices=[f.index])[0]
+            drawn.append(img)
             n = len(by_frame.get(f.index, []))
             if n or show_all:
                 when = f"t={f.time_s:.2f}s frame {f.index}: " if report.kind == "video" else ""
@@ -337,8 +370,11 @@ def outputs(report: "Report", opacity: float, want_video: bool, progress: Progre
                                           f"face {t.id}{when}: {o.fake_probability:.2f}"))
         plot = render.probability_figure(report)
         if want_video and report.kind == "video":
-            progress(0.98, "writing annotated video")
-            video = str(render.write_annotated_video(report, out / f"{stem}_annotated.mp4", opacity))
+            def step(i: int, n: int) -> None:
+                progress(draw_end + (1.0 - draw_end) * i / n, f"writing annotated video {i}/{n}")
+
+            video = str(render.write_annotated_video(report, out / f"{stem}_annotated.mp4", opacity,
+                                                     frames=drawn, progress=step))
     json_path = out / f"{stem}_report.json"
     json_path.write_text(report.to_json(indent=2))
     return Outputs(report.verdict, badge_html(report, trust), faces_html(report), frames_gallery, faces_gallery, plot,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -14,17 +15,28 @@ from .aggregate import Verdict
 from .explain import overlay_crop, overlay_frame
 from .report import FaceObservation, FaceTrack, Report
 
-__all__ = ["VERDICT_RGB", "verdict_hex", "file_stem", "observations_by_frame", "annotate_frame", "face_panel",
-           "write_heatmaps", "annotated_frames", "write_annotated_video", "probability_figure", "face_panel_grid"]
+__all__ = ["VERDICT_RGB", "verdict_hex", "contrast_with_white", "file_stem", "observations_by_frame", "annotate_frame", "face_panel",
+           "write_heatmaps", "annotated_frames", "frame_durations", "write_annotated_video", "probability_figure", "face_panel_grid"]
 
 VERDICT_RGB = {
-    Verdict.FAKE: (220, 38, 38),
-    Verdict.REAL: (22, 163, 74),
-    Verdict.UNCERTAIN: (234, 140, 0),
-    Verdict.NO_FACE: (100, 116, 139),
-    Verdict.ERROR: (100, 116, 139),
+    Verdict.FAKE: (185, 28, 28),
+    Verdict.REAL: (21, 128, 61),
+    Verdict.UNCERTAIN: (180, 83, 9),
+    Verdict.NO_FACE: (71, 85, 105),
+    Verdict.ERROR: (71, 85, 105),
 }
-"""The colour of each verdict, RGB 0..255: boxes here, badges and cards in the app."""
+"""The colour of each verdict, RGB 0..255: boxes here, badges and cards in the app. Dark enough that
+white text on it passes WCAG AA (contrast >= 4.5:1; :func:`contrast_with_white`)."""
+
+
+def contrast_with_white(rgb: tuple[int, int, int]) -> float:
+    """WCAG 2 contrast ratio of white text on the colour ``rgb`` (0..255)."""
+    def lin(c: float) -> float:
+        c = c / 255.0
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (lin(c) for c in rgb)
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
 
 
 def verdict_hex(verdict: str) -> str:
@@ -143,33 +155,58 @@ def _caption(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def annotated_frames(report: Report, opacity: float = 0.5, heatmap: bool = True,
-                     max_side: int = 960) -> list[np.ndarray]:
-    """Every analysed frame, annotated (see :func:`annotate_frame`) and, for a video, captioned
-    with its time and index; downscaled to ``max_side`` with even sides. RGB uint8 (H, W, 3) each."""
+                     max_side: int = 960, frame_indices: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Every analysed frame (or those of ``frame_indices``), annotated (see :func:`annotate_frame`)
+    and, for a video, captioned with its time and index; downscaled to ``max_side`` with even sides.
+    RGB uint8 (H, W, 3) each."""
     out = []
+    cams = heatmap and any(o.cam is not None for t in report.faces for o in t.observations)
+    wanted = None if frame_indices is None else set(frame_indices)
     for f in report.frames:
-        img = annotate_frame(report, f.index, opacity, heatmap and any(o.cam is not None for t in report.faces
-                                                                       for o in t.observations))
-        img = _even(img, max_side)
+        if wanted is not None and f.index not in wanted:
+            continue
+        img = _even(annotate_frame(report, f.index, opacity, cams), max_side)
         out.append(_caption(img, f"t={f.time_s:.2f} s  frame {f.index}") if report.kind == "video" else img)
     return out
 
 
-def write_annotated_video(report: Report, out_path: str | os.PathLike, opacity: float = 0.5,
-                          seconds_per_frame: float = 0.5, max_side: int = 960) -> Path:
-    """Write the analysed frames, annotated, as a video each shown ``seconds_per_frame``.
+def frame_durations(report: Report, seconds_per_frame: float | None = None) -> list[float]:
+    """How long each analysed frame stays on screen in the annotated video: until the next analysed
+    frame's time in the source (the last one: the mean gap, or what is left of the source's duration),
+    so the video lasts as long as the input and each frame shows at its moment; ``seconds_per_frame``
+    instead gives every frame the same time (an image, or frames without times)."""
+    times = [f.time_s for f in report.frames]
+    n = len(times)
+    if seconds_per_frame is not None or n == 0 or any(t is None for t in times):
+        return [float(seconds_per_frame or 0.5)] * n
+    gaps = [max(0.0, b - a) for a, b in zip(times, times[1:])]
+    mean_gap = sum(gaps) / len(gaps) if gaps else 0.5
+    rest = (report.duration_s or 0.0) - times[-1]
+    last = rest if 0.0 < rest <= 2 * max(mean_gap, 0.04) else mean_gap
+    return [max(0.04, g) for g in gaps + [last or 0.5]]
 
-    Only the sampled frames are in the Report, so this is a slideshow of what was
-    analysed, not a re-encode of the whole input. H.264 (yuv420p, faststart) through
-    imageio-ffmpeg's bundled ffmpeg, which browsers play; without imageio-ffmpeg,
-    VP8 WebM through OpenCV (the suffix becomes .webm). Returns the written path.
+
+def write_annotated_video(report: Report, out_path: str | os.PathLike, opacity: float = 0.5,
+                          seconds_per_frame: float | None = None, max_side: int = 960,
+                          frames: Sequence[np.ndarray] | None = None,
+                          progress: Callable[[int, int], Any] | None = None) -> Path:
+    """Write the analysed frames, annotated, as a video.
+
+    Only the sampled frames are in the Report, so this is a slideshow of what was analysed, not a
+    re-encode of the input: each frame is held until the next analysed frame's time in the source
+    (:func:`frame_durations`), so it plays as long as the input and every frame carries its time.
+    H.264 (yuv420p, faststart) through imageio-ffmpeg's bundled ffmpeg, which Chromium and Safari
+    play; without imageio-ffmpeg, VP8 WebM through OpenCV (the suffix becomes .webm) at one frame
+    per analysed frame. ``frames``: the :func:`annotated_frames` of the report if already drawn.
+    ``progress(i, n)`` after each frame. Returns the written path.
     """
-    frames = annotated_frames(report, opacity, True, max_side)
+    frames = list(frames) if frames is not None else annotated_frames(report, opacity, True, max_side)
     if not frames:
         raise ValueError("the report holds no frames to write")
+    frames = [_even(f, max_side) for f in frames]
     h, w = frames[0].shape[:2]
     frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h)) for f in frames]
-    fps = 1.0 / max(0.05, float(seconds_per_frame))
+    durations = frame_durations(report, seconds_per_frame)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -178,34 +215,44 @@ def write_annotated_video(report: Report, out_path: str | os.PathLike, opacity: 
         imageio_ffmpeg = None
     if imageio_ffmpeg is not None:
         out = out.with_suffix(".mp4")
-        # libx264 needs a few frames per second to seek well: repeat each frame at 10 fps.
-        rep = max(1, round(10 / fps))
-        writer = imageio_ffmpeg.write_frames(str(out), (w, h), fps=fps * rep, codec="libx264",
+        fps = 10.0  # each frame repeated for its duration; H.264 needs a few frames per second to seek well
+        writer = imageio_ffmpeg.write_frames(str(out), (w, h), fps=fps, codec="libx264",
                                              pix_fmt_out="yuv420p", quality=None,
-                                             output_params=["-crf", "26", "-preset", "veryfast",
-                                                            "-movflags", "+faststart"],
+                                             output_params=["-crf", "26", "-preset", "veryfast", "-tune",
+                                                            "stillimage", "-movflags", "+faststart"],
                                              macro_block_size=2, ffmpeg_log_level="error")
         writer.send(None)
-        for f in frames:
-            for _ in range(rep):
-                writer.send(np.ascontiguousarray(f))
+        shown = 0.0
+        for i, (f, d) in enumerate(zip(frames, durations)):
+            # repeats from the running total, so rounding does not drift over a long video
+            reps = max(1, round((shown + d) * fps) - round(shown * fps))
+            shown += d
+            f = np.ascontiguousarray(f)
+            for _ in range(reps):
+                writer.send(f)
+            if progress:
+                progress(i + 1, len(frames))
         writer.close()
         return out
     out = out.with_suffix(".webm")
+    fps = 1.0 / max(0.05, sum(durations) / len(durations))
     vw = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"VP80"), fps, (w, h))
     if not vw.isOpened():
         raise RuntimeError("no video encoder available (install imageio-ffmpeg)")
-    for f in frames:
+    for i, f in enumerate(frames):
         vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        if progress:
+            progress(i + 1, len(frames))
     vw.release()
     return out
 
 
-def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)):
+def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.6)):
     """A matplotlib Figure: fake probability over time, one line per face, the
     threshold and the uncertain band drawn. For an image (one frame) one bar per
     face and member instead. The title says which (the app shows no label of its
-    own over the plot). Uses the Agg backend; the caller closes the figure."""
+    own over the plot); the legend sits below the axes. Uses the Agg backend; the caller closes
+    the figure."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=100, layout="constrained")
@@ -248,7 +295,9 @@ def probability_figure(report: Report, figsize: tuple[float, float] = (7.0, 3.2)
             ax.set_xticks([])
             ax.text(0.5, 0.5, "no face found", ha="center", va="center", transform=ax.transAxes, color="#666")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    # below the axes, never over the points (the constrained layout makes room for it)
+    handles, _ = ax.get_legend_handles_labels()
+    fig.legend(loc="outside lower center", fontsize=8, ncols=min(3, max(1, len(handles))), frameon=False)
     return fig
 
 

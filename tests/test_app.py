@@ -69,6 +69,8 @@ def test_build_demo_names_the_api_endpoints(app):
 def test_image_handler_on_real_face(app):
     out = app.analyze_image(str(need_data(*IMAGE)), None, 0.5, 0.5, "confident", progress=_noop)
     verdict, badge, faces, frames, panels, plot, video, json_path = out
+    shown = app.module._shown(faces, frames, panels, video)
+    assert [u["visible"] for u in shown] == [True, True, True, True, False, True], "an image has no video"
     assert verdict in VERDICTS and verdict != "ERROR"
     assert verdict.replace("_", " ") in badge
     assert "test-only" in badge, "the weights' warning must be on the badge"
@@ -112,6 +114,8 @@ def test_bad_input_is_an_error_verdict_not_a_traceback(app, tmp_path):
     bad.write_text("hello")
     out = app.analyze_image(str(bad), None, 0.5, 0.5, "confident", progress=_noop)
     assert out[0] == "ERROR" and "ERROR" in out[1]
+    assert [u["visible"] for u in app.module._shown(*out[2:5], out[6])] == [True, False, False, False, False, True], \
+        "an ERROR shows its card and the JSON, no empty galleries or plot"
     with pytest.raises(gr.Error):
         app.analyze_image(None, None, 0.5, 0.5, "confident", progress=_noop)
     with pytest.raises(gr.Error):

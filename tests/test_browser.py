@@ -124,6 +124,10 @@ def _drive(page, app_url, image, video, expect):
     page.wait_for_selector("#analyze-image")
     assert page.locator("#weights-warning").count() == 1, "test-only weights must be flagged on the page"
     page.screenshot(path=str(SHOTS / "01_start.png"), full_page=True)
+    # before any result: the placeholder, no empty galleries or plot, the settings closed
+    assert page.locator("#placeholder").is_visible()
+    assert not page.locator("#frames-gallery").is_visible() and not page.locator("#plot").is_visible()
+    assert not page.get_by_label("Heatmap opacity").is_visible(), "settings must start closed"
 
     # image
     page.locator("#image-input input[type=file]").set_input_files(str(image))
@@ -132,6 +136,8 @@ def _drive(page, app_url, image, video, expect):
     verdict = _wait_results(page)
     assert verdict.strip().replace(" ", "_") == expect[0], (verdict, expect[0])
     assert "test-only" in page.locator("#badge").inner_text()
+    # white text on the verdict colour (the theme must not recolour it)
+    assert page.evaluate("getComputedStyle(document.querySelector('#verdict-badge .v')).color") == "rgb(255, 255, 255)"
     page.wait_for_selector("#faces-gallery img", timeout=30_000)  # crop + heatmap panels
     page.wait_for_selector("#plot [data-testid=matplotlib] img", timeout=30_000)  # the figure itself
     page.screenshot(path=str(SHOTS / "02_image_result.png"), full_page=True)
@@ -141,8 +147,10 @@ def _drive(page, app_url, image, video, expect):
     page.wait_for_selector("#video-input input[type=file]", state="attached")
     page.locator("#video-input input[type=file]").set_input_files(str(video))
     page.wait_for_selector("#video-input video", timeout=30_000)
+    # a new input clears the image's result: no verdict on screen that belongs to another file
+    page.wait_for_selector("#placeholder", timeout=10_000)
+    assert page.locator("#verdict-badge").count() == 0 and not page.locator("#faces-gallery").is_visible()
     _set_frames(page, FRAMES)
-    # the image run's badge is still there: wait for the video's own result
     page.click("#analyze-video")
     page.wait_for_function(
         "() => (document.querySelector('#badge') || {}).innerText?.includes('frame(s) analysed')", timeout=150_000)

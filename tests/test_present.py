@@ -52,7 +52,7 @@ def test_the_package_never_imports_gradio_and_present_not_torch():
 
 
 def test_badge_and_face_cards():
-    from deepfake_demo.render import VERDICT_RGB
+    from deepfake_demo.render import VERDICT_RGB, verdict_hex
 
     r = _report()
     badge = present.badge_html(r)
@@ -62,9 +62,9 @@ def test_badge_and_face_cards():
     assert "a &lt;b&gt;reason&lt;/b&gt;" in badge and "<b>reason</b>" not in badge  # user-visible text is escaped
     assert "face 1 is soft &lt;x&gt;" in badge and "240&times;200" in badge
     cards = present.faces_html(r)
-    assert "Face 1" in cards and "--c:#ea8c00" in cards and "in the image" in cards
+    assert "Face 1" in cards and "--c:" + verdict_hex(Verdict.UNCERTAIN) in cards and "in the image" in cards
     err = Report(path="x.mp4", kind="video", verdict=Verdict.ERROR, reason="not a readable video", error="x")
-    assert "background:#64748b" in present.badge_html(err) and "probability" not in present.badge_html(err)
+    assert "background:" + verdict_hex(Verdict.ERROR) in present.badge_html(err) and "probability" not in present.badge_html(err)
     assert present.faces_html(err) == '<div class="small"></div>'
     no_face = Report(path="x.jpg", kind="image", verdict=Verdict.NO_FACE, reason="no face")
     assert ">NO FACE<" in present.badge_html(no_face) and "No face tracks." in present.faces_html(no_face)
@@ -95,7 +95,7 @@ def test_outputs_draw_what_the_report_says(tmp_path):
 
     seen = []
     out = present.outputs(_report(Verdict.FAKE, p=0.1), 0.5, False, lambda f, d: seen.append(d), tmp_path / "a")
-    assert out.verdict == Verdict.UNCERTAIN and out.video is None and seen == ["drawing heatmaps"]
+    assert out.verdict == Verdict.UNCERTAIN and out.video is None and seen == ["drawing heatmaps on frame 1/1"]
     (frame, caption), = out.frames
     assert caption == "1 face(s)"
     assert tuple(frame[100, 60]) == VERDICT_RGB[Verdict.FAKE]  # the box's left edge: FAKE red, though p = 0.1
@@ -108,6 +108,62 @@ def test_outputs_draw_what_the_report_says(tmp_path):
     assert path.parent == tmp_path / "a" and path.name == "my_photo_1__report.json"
     d = json.loads(path.read_text())
     assert d["faces"][0]["frames"][0]["verdict"] == Verdict.FAKE and d["verdict"] == Verdict.UNCERTAIN
+
+
+def _video_report(times=(0.0, 0.4, 0.8), duration=1.2) -> Report:
+    base = _report()
+    frames = tuple(Frame(int(t * 25), t, base.frames[0].image) for t in times)
+    obs = tuple(FaceObservation(**{**base.faces[0].observations[0].__dict__, "frame_index": f.index,
+                                   "time_s": f.time_s}) for f in frames)
+    track = FaceTrack(id=1, fake_probability=0.1, verdict=Verdict.UNCERTAIN, reason="r", models={"a": .1, "b": .1},
+                      observations=obs)
+    return Report(**{**base.__dict__, "kind": "video", "frames": frames, "faces": (track,),
+                     "frames_analyzed": len(frames), "duration_s": duration, "fps": 25.0, "path": "/x/clip.mp4"})
+
+
+def test_annotated_video_plays_at_the_sources_timing_with_one_honest_progress_bar(tmp_path):
+    """The slideshow holds each analysed frame until the next one's time, so it lasts as long as the
+    input; the progress bar only moves forward, from the library's share to 1, through named stages."""
+    import cv2
+
+    from deepfake_demo.render import frame_durations
+
+    rep = _video_report()
+    assert frame_durations(rep) == pytest.approx([0.4, 0.4, 0.4])
+    assert frame_durations(rep, seconds_per_frame=0.5) == [0.5] * 3
+    seen = []
+    out = present.outputs(rep, 0.5, True, lambda f, d: seen.append((f, d)), tmp_path)
+    assert out.video and out.video.endswith(".mp4"), "imageio-ffmpeg (a requirement) writes H.264 mp4"
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[0] >= present.LIBRARY_SHARE["video"] and fractions[-1] == 1.0
+    assert seen[-1][1] == "writing annotated video 3/3" and seen[0][1] == "drawing heatmaps on frame 1/3"
+    cap = cv2.VideoCapture(out.video)
+    n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    assert n / fps == pytest.approx(1.2, abs=0.11), (n, fps)
+    with open(out.video, "rb") as fh:
+        head = fh.read(64)
+    assert b"ftyp" in head
+
+
+def test_verdict_colours_keep_white_text_readable():
+    from deepfake_demo.render import VERDICT_RGB, contrast_with_white
+
+    assert contrast_with_white((255, 255, 255)) == pytest.approx(1.0)
+    assert contrast_with_white((0, 0, 0)) == pytest.approx(21.0)
+    for verdict, rgb in VERDICT_RGB.items():
+        assert contrast_with_white(rgb) >= 4.5, (verdict, rgb)  # WCAG AA for normal text
+    assert "opacity" not in present.CSS.split(".verdict-badge .r")[1].split("}")[0]
+
+
+def test_every_example_is_labelled_real_or_fake_by_what_it_is():
+    files = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".jpg", ".mp4"))
+    assert files
+    for p in files:
+        label = present.example_label(p)
+        assert label.startswith("FAKE" if "blended" in p.name else "REAL"), (p.name, label)
+        assert ("video" in label) == (p.suffix == ".mp4")
+    assert len({present.example_label(p) for p in files}) == len(files), "two examples with one label"
 
 
 def test_file_stem_is_safe_and_short():
