@@ -8,7 +8,8 @@ by ``deepfake_demo.render`` from the Report.
     python app.py [--host 127.0.0.1] [--port 7860] [--share] [--weights DIR_OR_HUB_ID] [--device cpu|cuda|auto]
 
 Environment: DEEPFAKE_DEMO_HOST, DEEPFAKE_DEMO_PORT, DEEPFAKE_DEMO_SHARE (1/true),
-DEEPFAKE_DEMO_WEIGHTS, DEEPFAKE_DEMO_DEVICE, DEEPFAKE_DEMO_CONCURRENCY, DEEPFAKE_DEMO_QUEUE_SIZE.
+DEEPFAKE_DEMO_WEIGHTS, DEEPFAKE_DEMO_DEVICE, DEEPFAKE_DEMO_CONCURRENCY, DEEPFAKE_DEMO_QUEUE_SIZE,
+DEEPFAKE_DEMO_MAX_UPLOAD_MB (default 200), DEEPFAKE_DEMO_MAX_VIDEO_S (default 300).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import logging
 import os
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -212,7 +214,10 @@ def _device(value: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    env = AppConfig.from_env()
+    try:
+        env = AppConfig.from_env()
+    except ValueError as exc:  # a bad $DEEPFAKE_DEMO_* value: say which, no traceback
+        raise SystemExit(f"error: {exc}") from None
     p = argparse.ArgumentParser(description="Deepfake detector web app (Gradio).")
     p.add_argument("--host", default=os.environ.get("DEEPFAKE_DEMO_HOST", "127.0.0.1"),
                    help="interface to listen on (0.0.0.0 for all; $DEEPFAKE_DEMO_HOST)")
@@ -226,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--no-warm-up", action="store_true", help="load the models on the first request instead")
     args = p.parse_args(argv)  # argparse passes a string default (from the environment) through _device too
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = AppConfig(weights=args.weights or None, device=args.device)
+    config = replace(env, weights=args.weights or None, device=args.device)
     demo = build_demo(config)
     demo.queue(default_concurrency_limit=int(os.environ.get("DEEPFAKE_DEMO_CONCURRENCY", "1")),
                max_size=int(os.environ.get("DEEPFAKE_DEMO_QUEUE_SIZE", "16")))
@@ -236,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     host = os.environ.get("GRADIO_SERVER_NAME") or args.host
     port = int(os.environ.get("GRADIO_SERVER_PORT") or args.port)
     demo.launch(server_name=host, server_port=port, share=args.share, show_error=True, css=present.CSS,
-                theme=gr.themes.Soft())
+                theme=gr.themes.Soft(), max_file_size=f"{config.max_upload_mb:g}mb")
 
 
 if __name__ == "__main__":

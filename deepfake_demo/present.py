@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .report import Report
 
 __all__ = ["AppConfig", "AppError", "WeightsInfo", "Outputs", "CSS", "HOW_TO_READ", "DEVICE_ENV",
-           "example_label", "PLACEHOLDER_HTML", "LIBRARY_SHARE", "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
+           "example_label", "PLACEHOLDER_HTML", "check_upload", "LIBRARY_SHARE", "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
            "library_threshold",
            "load_detector", "analyze", "badge_html", "faces_html", "request_dir", "outputs"]
 
@@ -43,12 +43,56 @@ class AppConfig:
 
     weights: str | None = None  # directory or Hub repo id; None: $DEEPFAKE_DEMO_WEIGHTS, then weights/
     device: str = "auto"  # cpu, cuda[:N] or auto (CUDA when there is a GPU)
+    # what one upload may be, stricter than the library's own limits (config.LIMITS) because a public
+    # Space serves many people on one machine; Gradio refuses larger uploads before they land
+    max_upload_mb: float = 200.0
+    max_video_s: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "AppConfig":
-        """From $DEEPFAKE_DEMO_WEIGHTS and $DEEPFAKE_DEMO_DEVICE (unset or empty: the defaults)."""
+        """From $DEEPFAKE_DEMO_WEIGHTS, $DEEPFAKE_DEMO_DEVICE, $DEEPFAKE_DEMO_MAX_UPLOAD_MB and
+        $DEEPFAKE_DEMO_MAX_VIDEO_S (unset or empty: the defaults)."""
         env = os.environ if environ is None else environ
-        return cls(weights=env.get(WEIGHTS_ENV) or None, device=env.get(DEVICE_ENV) or "auto")
+
+        def number(name: str, default: float) -> float:
+            raw = (env.get(name) or "").strip()
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                raise ValueError(f"${name} must be a number, not {raw!r}") from None
+            if not value > 0:
+                raise ValueError(f"${name} must be above 0, not {raw!r}")
+            return value
+
+        return cls(weights=env.get(WEIGHTS_ENV) or None, device=env.get(DEVICE_ENV) or "auto",
+                   max_upload_mb=number("DEEPFAKE_DEMO_MAX_UPLOAD_MB", cls.max_upload_mb),
+                   max_video_s=number("DEEPFAKE_DEMO_MAX_VIDEO_S", cls.max_video_s))
+
+
+def check_upload(config: AppConfig, path: str, kind: str) -> None:
+    """Refuse, with a message, an upload beyond what this app takes (:class:`AppConfig`), before any
+    model runs: its size, and for a video its duration as the container states it (a file whose
+    duration cannot be read goes on to the library, which says what is wrong with it)."""
+    try:
+        mb = os.path.getsize(path) / 2 ** 20
+    except OSError:
+        return  # the library's message (missing / unreadable) is the better one
+    if mb > config.max_upload_mb:
+        raise AppError(f"This app takes files up to {config.max_upload_mb:g} MB; this one is {mb:.0f} MB. "
+                       "The command line (python -m deepfake_demo scan) takes larger ones.", "File too large")
+    if kind != "video":
+        return
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    try:
+        n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    if n > 0 and 0 < fps < 1000 and n / fps > config.max_video_s:
+        raise AppError(f"This app takes videos up to {config.max_video_s / 60:g} min; this one is "
+                       f"{n / fps / 60:.1f} min. Trim it, or use the command line (python -m deepfake_demo "
+                       "scan), which takes longer ones.", "Video too long")
 
 
 class AppError(Exception):
@@ -175,6 +219,7 @@ def analyze(config: AppConfig, path: str | None, kind: str, frames: int | None, 
         raise AppError(f"Please upload {'an image' if kind == 'image' else 'a video'} first.")
     if not 0.0 < float(threshold) < 1.0:
         raise AppError("The threshold must be between 0 and 1.")
+    check_upload(config, path, kind)
     det = load_detector(config)
     if models is not None and not list(models):
         raise AppError("Select at least one model.")

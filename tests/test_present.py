@@ -206,6 +206,27 @@ def test_app_config_from_the_environment():
     assert present.AppConfig.from_env({"DEEPFAKE_DEMO_WEIGHTS": "", "DEEPFAKE_DEMO_DEVICE": ""}).device == "auto"
 
 
+def test_app_upload_limits_come_from_the_environment_and_refuse_before_any_model(tmp_path):
+    env = {"DEEPFAKE_DEMO_MAX_UPLOAD_MB": "50", "DEEPFAKE_DEMO_MAX_VIDEO_S": "1.5"}
+    cfg = present.AppConfig.from_env(env)
+    assert (cfg.max_upload_mb, cfg.max_video_s) == (50.0, 1.5)
+    for bad in ("lots", "0", "-3"):
+        with pytest.raises(ValueError, match="DEEPFAKE_DEMO_MAX_UPLOAD_MB"):
+            present.AppConfig.from_env({"DEEPFAKE_DEMO_MAX_UPLOAD_MB": bad})
+    photo, clip = ROOT / "examples" / "astronaut_real.jpg", ROOT / "examples" / "astronaut_real_zoom.mp4"
+    present.check_upload(present.AppConfig(), str(photo), "image")  # within the defaults: no error
+    present.check_upload(present.AppConfig(), str(clip), "video")
+    with pytest.raises(present.AppError, match="up to 0.01 MB; this one is"):
+        present.check_upload(present.AppConfig(max_upload_mb=0.01), str(photo), "image")
+    with pytest.raises(present.AppError, match=r"videos up to 0.025 min; this one is 0.0 min") as e:
+        present.check_upload(cfg, str(clip), "video")  # 2.4 s against 1.5 s
+    assert e.value.title == "Video too long"
+    # the app's own analyse refuses it the same way, with no weights needed (nothing loads first)
+    with pytest.raises(present.AppError, match="Video too long|videos up to"):
+        present.analyze(present.AppConfig(weights=str(tmp_path / "none"), max_video_s=1.0), str(clip), "video",
+                        4, None, 0.5, None, lambda *a: None)
+
+
 def test_user_errors_come_before_any_model_loads(tmp_path):
     """Missing input and a bad threshold are refused with a message; no weights say so."""
     cfg = present.AppConfig(weights=str(tmp_path), device="cpu")  # an empty folder: no weights
