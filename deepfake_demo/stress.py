@@ -11,6 +11,8 @@ Writes ``DIR/fuzz.json`` and prints a short summary; exit status 1 when
 anything but ``ok`` was found. Cases are a pure function of (seed, index), so a
 finding is reproduced by :func:`make_case` without keeping the file.
 
+``soak [--users 8] [--minutes 10] [--weights DIR]``: the app under concurrent users (:mod:`.soak`).
+
 ``large [--minutes M] [--fps F] [--short-s S] [--out DIR]`` generates (never in the
 repository) a long 4K video and a 20000x20000 image, analyses them and the
 cases ``config.LIMITS`` must refuse, each in a fresh subprocess whose peak
@@ -773,6 +775,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     g.add_argument("--out", help="results folder (default: a new temp folder)")
     g.add_argument("--weights", help="weights folder (default: tiny random ones)")
     g.add_argument("--keep", action="store_true", help="keep the generated media")
+    c = sub.add_parser("soak", help="the app under concurrent gradio_client users: failures, latency, memory")
+    c.add_argument("--users", type=int, default=8)
+    c.add_argument("--minutes", type=float, default=10.0)
+    c.add_argument("--frames", type=int, default=8, help="frames per video request (default 8)")
+    c.add_argument("--queue-size", type=int, default=16, help="the app's queue (default 16, as the app's default)")
+    c.add_argument("--out", help="results folder (default: a new temp folder)")
+    c.add_argument("--weights", help="weights folder (default: tiny random ones)")
     w = sub.add_parser("_worker")
     w.add_argument("--weights", required=True)
     w.add_argument("--frames", type=int, default=4)
@@ -785,6 +794,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: --n must be at least 1 and --timeout-s positive", file=sys.stderr)
             return 2
         return _fuzz(args)
+    if args.command == "soak":
+        from .soak import print_summary, soak
+
+        if args.users < 1 or args.minutes <= 0:
+            print("error: --users must be at least 1 and --minutes positive", file=sys.stderr)
+            return 2
+        out = Path(args.out or tempfile.mkdtemp(prefix="soak_"))
+        out.mkdir(parents=True, exist_ok=True)
+        weights = args.weights or str(tiny_weights(Path(tempfile.mkdtemp(prefix="weights_", dir=out))))
+        summary = soak(weights, args.users, args.minutes, out, args.frames, args.queue_size)
+        print_summary(summary, out)
+        return 1 if summary["failed"] or not summary["app_alive_at_end"] else 0
     return _large(args)
 
 
