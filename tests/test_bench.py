@@ -22,6 +22,7 @@ def test_bench_json_rows(tiny_weights, data_dir):
         assert {"case", "device", "frames", "end_to_end_s", "floor_s", "ratio", "peak_mem_mb", "stages_s"} <= set(r)
         assert r["end_to_end_s"] > 0 and r["floor_s"] > 0 and r["faces"] >= 1
         assert {"decode", "detect", "render"} <= set(r["stages_s"])
+        assert {"decode", "detect", "forward"} == set(r["floor_stages_s"]) and r["floor_detect_scheme"]
     assert rows[1]["frames"] == 2 and rows[0]["frames"] == 1
 
 
