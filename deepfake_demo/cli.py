@@ -19,8 +19,14 @@ from .report import Report, error_report
 __all__ = ["main", "build_parser"]
 
 
+def _prog() -> str:
+    """The name the user typed: ``deepfake-demo`` for the installed command, else the module form."""
+    name = os.path.basename(sys.argv[0] if sys.argv else "")
+    return name if name.startswith("deepfake-demo") else "python -m deepfake_demo"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deepfake_demo",
+    p = argparse.ArgumentParser(prog=_prog(),
                                 description="Deepfake detection with Grad-CAM heatmaps for every face.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("scan", help="analyse images and videos",

@@ -79,6 +79,7 @@ def test_wheel_installs_the_package_and_its_command(installed):
     helped = _run([str(installed / "deepfake-demo"), "scan", "--help"], cwd=installed)
     assert helped.returncode == 0, helped.stderr
     assert "--weights" in helped.stdout and "--json" in helped.stdout
+    assert helped.stdout.startswith("usage: deepfake-demo scan"), helped.stdout[:200]  # the name the user typed
     bare = _run([str(installed / "deepfake-demo")], cwd=installed)
     assert bare.returncode == 2 and "required" in bare.stderr and "Traceback" not in bare.stderr
 
