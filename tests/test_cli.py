@@ -15,6 +15,7 @@ from PIL import Image
 from mediatools import huge_png, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"  # the project's own public-domain media: these tests need no shared data
 REQUIRED = {"path", "kind", "verdict", "fake_probability", "models", "faces", "frames_analyzed", "seconds", "error"}
 
 
@@ -52,18 +53,18 @@ def test_all_shared_videos_json_contract(tiny_weights, videos):
         assert r["fake_probability"] == max(f["fake_probability"] for f in r["faces"])
 
 
-def test_bad_inputs_each_get_a_reason_and_exit_2(tmp_path, tiny_weights, data_dir, videos):
+def test_bad_inputs_each_get_a_reason_and_exit_2(tmp_path, tiny_weights):
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "empty.mp4").write_bytes(b"")
     (bad / "text.mp4").write_text("not a video\n" * 100)
-    data = next(v for v in videos if "youtube_519" in v.name).read_bytes()
+    data = (EXAMPLES / "astronaut_real_zoom.mp4").read_bytes()
     (bad / "truncated.mp4").write_bytes(data[: len(data) // 20])
     huge_png(bad / "huge.png")
     Image.new("RGB", (1, 1)).save(bad / "tiny.png")
     rng = np.random.default_rng(0)
     write_video(bad / "noface.mp4", [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(6)])
-    good = sorted((data_dir / "faces" / "test" / "real" / "ffpp").glob("*.jpg"))[0]
+    good = EXAMPLES / "astronaut_real.jpg"
     missing = bad / "missing.mov"
     paths = [bad / "empty.mp4", bad / "text.mp4", bad / "truncated.mp4", missing, bad / "huge.png",
              bad / "tiny.png", bad / "noface.mp4", good]
@@ -82,8 +83,8 @@ def test_bad_inputs_each_get_a_reason_and_exit_2(tmp_path, tiny_weights, data_di
     assert rows["text.mp4"]["kind"] == "video" and rows["tiny.png"]["kind"] == "image"
 
 
-def test_only_good_inputs_exit_0_and_human_output(tiny_weights, data_dir, tmp_path):
-    imgs = sorted((data_dir / "faces" / "test" / "fake" / "FaceSwap").glob("*.jpg"))[:2]
+def test_only_good_inputs_exit_0_and_human_output(tiny_weights, tmp_path):
+    imgs = [EXAMPLES / "astronaut_blended_a.jpg", EXAMPLES / "astronaut_blended_b.jpg"]
     out = scan(*imgs, "--weights", tiny_weights, "--heatmaps", tmp_path / "hm")
     assert out.returncode == 0
     assert out.stdout.count("fake probability") >= 2 and "face 1:" in out.stdout
@@ -94,18 +95,18 @@ def test_only_good_inputs_exit_0_and_human_output(tiny_weights, data_dir, tmp_pa
     assert panel.shape[1] == 4 * panel.shape[0]  # crop, ensemble map, one map per member
 
 
-def test_no_weights_is_a_clear_error(tmp_path, data_dir):
-    img = sorted((data_dir / "faces" / "test" / "real" / "ffpp").glob("*.jpg"))[0]
+def test_no_weights_is_a_clear_error(tmp_path):
+    img = EXAMPLES / "astronaut_real.jpg"
     out = scan(img, "--json", env_extra={"DEEPFAKE_DEMO_WEIGHTS": str(tmp_path)})
     assert out.returncode == 2
     row = lines(out)[0]
     assert row["verdict"] == "ERROR" and "no trained weights" in row["error"] and "train" in row["error"]
 
 
-def test_usage_errors(tiny_weights, tmp_path, data_dir):
+def test_usage_errors(tiny_weights, tmp_path):
     assert scan(tmp_path, "--frames", "0", "--weights", tiny_weights).returncode == 2
     assert scan(tmp_path, "--threshold", "1.5", "--weights", tiny_weights).returncode == 2
-    img = sorted((data_dir / "faces" / "test" / "real" / "ffpp").glob("*.jpg"))[0]
+    img = EXAMPLES / "astronaut_real.jpg"
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     out = scan(img, "--heatmaps", blocker, "--weights", tiny_weights)
