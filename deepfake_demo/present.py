@@ -90,9 +90,16 @@ def check_upload(config: AppConfig, path: str, kind: str) -> None:
     finally:
         cap.release()
     if n > 0 and 0 < fps < 1000 and n / fps > config.max_video_s:
-        raise AppError(f"This app takes videos up to {config.max_video_s / 60:g} min; this one is "
-                       f"{n / fps / 60:.1f} min. Trim it, or use the command line (python -m deepfake_demo "
-                       "scan), which takes longer ones.", "Video too long")
+        raise AppError(f"This video is too long for this app: {_duration(n / fps)}; it takes videos up to "
+                       f"{_duration(config.max_video_s)}. Trim it, or use the command line (python -m "
+                       "deepfake_demo scan), which takes longer ones.", "Video too long")
+
+
+def _duration(seconds: float) -> str:
+    """'4 s', '1.5 min', '5 min': a video's length as a reader says it."""
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s".replace(".0 s", " s")
+    return f"{seconds / 60:.1f} min".replace(".0 min", " min")
 
 
 class AppError(Exception):

@@ -218,11 +218,11 @@ def test_app_upload_limits_come_from_the_environment_and_refuse_before_any_model
     present.check_upload(present.AppConfig(), str(clip), "video")
     with pytest.raises(present.AppError, match="up to 0.01 MB; this one is"):
         present.check_upload(present.AppConfig(max_upload_mb=0.01), str(photo), "image")
-    with pytest.raises(present.AppError, match=r"videos up to 0.025 min; this one is 0.0 min") as e:
+    with pytest.raises(present.AppError, match=r"too long for this app: 2.4 s; it takes videos up to 1.5 s") as e:
         present.check_upload(cfg, str(clip), "video")  # 2.4 s against 1.5 s
     assert e.value.title == "Video too long"
     # the app's own analyse refuses it the same way, with no weights needed (nothing loads first)
-    with pytest.raises(present.AppError, match="Video too long|videos up to"):
+    with pytest.raises(present.AppError, match="too long for this app"):
         present.analyze(present.AppConfig(weights=str(tmp_path / "none"), max_video_s=1.0), str(clip), "video",
                         4, None, 0.5, None, lambda *a: None)
 
@@ -240,3 +240,8 @@ def test_user_errors_come_before_any_model_loads(tmp_path):
         present.analyze(cfg, "x.jpg", "image", 1, None, 0.5, "confident", lambda *a: None)
     assert info.value.title == "No trained weights"
     assert "No trained weights found" in present.read_weights(cfg).problem
+
+
+def test_durations_read_as_a_person_says_them():
+    assert [present._duration(s) for s in (1.5, 3.0, 4.04, 42.4, 60, 90, 300)] == [
+        "1.5 s", "3 s", "4 s", "42 s", "1 min", "1.5 min", "5 min"]

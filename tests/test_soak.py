@@ -17,7 +17,7 @@ def test_answers_are_judged_by_what_each_request_should_get():
     assert _expect("not_media", "ERROR", None) == "ok"  # refused by the library with a reason
     assert _expect("not_media", "REAL", None) == "failed"  # a verdict on a text file
     assert _expect("video_too_long", "FAKE", None) == "failed"  # over the app's limit: must not be analysed
-    assert _expect("video_too_long", None, "AppError: Video too long: This app takes videos up to") == "refused"
+    assert _expect("video_too_long", None, "AppError: This video is too long for this app: 4 s") == "refused"
     assert _expect("video", None, "AppError: Queue is full.") == "refused"
     assert _expect("video", None, "TimeoutError: ") == "failed"
     assert _expect("image_blended", None, "AppError: Internal error while analysing") == "failed"
