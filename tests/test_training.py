@@ -491,3 +491,13 @@ def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp
     assert 40 <= len(changed) <= 80  # about half of 120
     assert np.mean(changed) > 0.9  # and those carry less detail than the same draw unsoftened
     assert set(labels) == {0.0, 1.0}  # real and fake samples alike
+
+
+def test_mixed_mode_cuts_blends_from_both_outlines_and_other_modes_keep_theirs():
+    from deepfake_demo.training.sbi import blend_landmarks
+    lm = np.concatenate([canonical_landmarks(128), _oval(128, 64, 64, 40, 50)])
+    rng = np.random.default_rng(0)
+    sizes = [len(blend_landmarks(lm, "mixed", rng)) for _ in range(200)]
+    assert set(sizes) == {5, 41} and 70 < sizes.count(5) < 130
+    assert all(len(blend_landmarks(lm, "mesh", rng)) == 41 for _ in range(20))
+    assert len(blend_landmarks(lm[:5], "mixed", rng)) == 5  # no outline: nothing to choose

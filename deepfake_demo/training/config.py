@@ -16,7 +16,7 @@ REAL_GROUPS = ("train_real_ffpp", "train_real_utkface")
 FAKE_GROUPS = ("train_fake_Deepfakes", "train_fake_Face2Face", "train_fake_FaceSwap", "train_fake_NeuralTextures")
 # the validation figures best.pt can be chosen on (see TrainConfig.select_on)
 SELECT_METRICS = ("val_auc", "val_auc_ffpp", "val_auc_cross")
-SBI_LANDMARKS = ("5point", "mesh")
+SBI_LANDMARKS = ("5point", "mesh", "mixed")
 
 
 def _f(default, help: str | None = None):
@@ -52,7 +52,8 @@ class TrainConfig:
     sbi_landmarks: str = _f("5point", "what the self-blend mask's hull is built from: 5point (points "
                                       "extrapolated from MTCNN's 5 landmarks) or mesh (the face oval of "
                                       "MediaPipe's 468-point mesh, from `python -m deepfake_demo.training.mesh`; "
-                                      "crops without a mesh fall back to 5 points)")
+                                      "crops without a mesh fall back to 5 points), or mixed (each blend "
+                                      "draws one of the two, even odds)")
     ffpp_fake_frac: float = _f(0.25, "share of samples that are FF++ manipulated faces")
     utk_frac: float = _f(0.2, "share of real samples drawn from UTKFace (the rest: FF++ originals)")
     ffhq_frac: float = _f(0.0, "share of real samples drawn from FFHQ photos of real people (half of "

@@ -16,7 +16,7 @@ from .data import (CACHE_DIR, DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, cache_path, d
                    split_train_val, synthetic_split)
 from .mesh import load_oval
 from .metrics import roc_auc
-from .sbi import self_blend
+from .sbi import blend_landmarks, self_blend
 
 __all__ = ["Kind", "TrainData", "load_train_data", "EpochSet", "normalize", "ffpp_val_mask", "ffpp_val_auc",
            "source_val_aucs", "cross_val_auc", "fake_val_groups"]
@@ -69,8 +69,8 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     counts: dict[str, Any] = {}
 
     def sbi_landmarks(cs) -> np.ndarray:
-        """The crops' landmarks for self-blending: the 5 points, or (``--sbi-landmarks mesh``) the 5
-        points followed by the mesh outline (N, 41, 2), NaN where no mesh was found."""
+        """The crops' landmarks for self-blending: the 5 points, or (``--sbi-landmarks mesh`` or
+        ``mixed``) the 5 points followed by the mesh outline (N, 41, 2), NaN where no mesh was found."""
         if cfg.sbi_landmarks == "5point" or len(cs) == 0:
             return cs.landmarks
         path = cache_path(cs.name, cfg.cache_size, spec.crop_margin, kw.get("cache_dir", CACHE_DIR),
@@ -250,7 +250,8 @@ class EpochSet:
         d = self.d
         if k == Kind.SBI:
             pool = self.pools[int(self.sbi_src[i])]
-            return self_blend(pool[0][j], pool[1][j], rng)[0], 1.0
+            lm = blend_landmarks(pool[1][j], self.cfg.sbi_landmarks, rng)
+            return self_blend(pool[0][j], lm, rng)[0], 1.0
         image, label = {Kind.REAL_FFPP: (d.real_ffpp, 0.0), Kind.REAL_UTK: (d.real_utk, 0.0),
                         Kind.FAKE_FFPP: (d.fake, 1.0), Kind.REAL_FFHQ: (d.real_ffhq, 0.0),
                         Kind.REAL_DFDC: (d.real_dfdc, 0.0)}.get(k, (None, 1.0))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["face_hull_mask", "self_blend", "hull_points"]
+__all__ = ["face_hull_mask", "self_blend", "hull_points", "blend_landmarks"]
 
 
 def _hull_points(lm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -70,6 +70,15 @@ def hull_points(landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if len(lm) > 5 and np.isfinite(lm[5:]).all():
         return _outline_points(lm[5:], rng)
     return _hull_points(lm[:5], rng)
+
+
+def blend_landmarks(landmarks: np.ndarray, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """The landmarks one self-blend is cut from: as given (``5point``, ``mesh``), or with ``mixed``
+    the 5 points alone or the 5 points and outline at even odds, so the model sees both mask shapes
+    (one draw from ``rng`` only in that mode)."""
+    if mode == "mixed" and len(landmarks) > 5 and rng.random() < 0.5:
+        return landmarks[:5]
+    return landmarks
 
 
 def _elastic(mask: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
