@@ -1,0 +1,90 @@
+"""The README's screenshot: the app with the shipped weights, one of its own examples analysed, as a
+reviewer sees it in Chromium (Debian `chromium`, Python playwright; no `playwright install`).
+
+    .venv/bin/python notes/scripts/screenshot.py --example "FAKE: face blended in (photo a)" \\
+        --out docs/screenshot.png [--width 1366 --height 900] [--weights weights]
+
+Clicks the labelled example in the Image tab (the labels are `present.example_label`'s), presses
+Analyse, waits for the verdict and saves the viewport scrolled to the result. Prints the verdict
+the page showed, so the caption can say it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--example", required=True, help="the example's label as the app shows it")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--weights", default=str(ROOT / "weights"))
+    ap.add_argument("--width", type=int, default=1366)
+    ap.add_argument("--height", type=int, default=900)
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        raise SystemExit("Chromium not found: apt-get install -y chromium")
+    port = _free_port()
+    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=args.weights, GRADIO_ANALYTICS_ENABLED="False")
+    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 180
+        while True:
+            if app.poll() is not None:
+                raise SystemExit("the app exited before it served a page")
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise SystemExit("the app did not come up in 180 s")
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=exe, args=ARGS)
+            page = browser.new_page(viewport={"width": args.width, "height": args.height})
+            page.goto(url, wait_until="networkidle")
+            page.get_by_text(args.example, exact=True).first.click()
+            page.wait_for_selector("#image-input img", timeout=30_000)
+            page.click("#analyze-image")
+            page.wait_for_selector("#badge .verdict-badge", timeout=300_000)
+            page.wait_for_timeout(1500)  # the heatmap gallery's images finish loading
+            verdict = page.locator("#badge .verdict-badge .v").inner_text()
+            page.locator("#badge").scroll_into_view_if_needed()
+            page.evaluate("window.scrollBy(0, -40)")
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(args.out))
+            browser.close()
+        print(f"{args.out}: {args.example} -> {verdict.strip()}")
+    finally:
+        app.terminate()
+        try:
+            app.wait(10)
+        except subprocess.TimeoutExpired:
+            app.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
