@@ -20,6 +20,7 @@ from .faces import (DETAIL_MARGIN, DETAIL_SIZE, FaceBox, crop_face, detect_frame
                     load_face_detector, square_box)
 from .media import Media, MediaError, kind_of, load_media
 from .models import Ensemble, load_ensemble, resolve_device
+from .provenance import read_provenance
 from .report import FaceObservation, FaceTrack, Report, error_report
 
 __all__ = ["Detector", "AnalysisOptions", "Progress", "CAM_SIZE"]
@@ -286,6 +287,9 @@ class _Run:
                                lambda i, n: self.progress(0.15 * i / n, f"decoding frame {i}/{n}"))
         self.kind = media.kind
         t = self._timed("decode", t)
+        # read once per file, beside the models: a broken manifest is a finding, never an error of the analysis
+        provenance = read_provenance(self.path) if self.path is not None else None
+        t = self._timed("provenance", t)
 
         per_frame = detect_frames(self.det.face_detector, [(f.index, f.image) for f in media.frames],
                                   self.det.detection,
@@ -298,7 +302,7 @@ class _Run:
                       threshold=round(rule.threshold, 4), uncertain_band=round(rule.uncertain_band, 4),
                       aggregation=rule.aggregation, width=media.width, height=media.height, fps=media.fps,
                       duration_s=media.duration_s, warnings=media.warnings + tuple(self.det.ensemble.warnings),
-                      frames=media.frames)
+                      provenance=provenance, frames=media.frames)
         faces = self._score(media, tracks) if tracks else []
         t = time.perf_counter()
         decision = agg.decide_file(faces, rule, frames_with_face=sum(1 for found in per_frame if found),

@@ -253,6 +253,8 @@ CSS = """
 .verdict-badge .r {font-size: .95em; margin-top: 4px}
 .trust {border-left: 4px solid #475569; background: #f1f5f9; color: #1e293b; padding: 6px 12px;
         margin: 6px 0; border-radius: 6px}
+.prov {border-left: 4px solid #0f766e; background: #f0fdfa; color: #134e4a; padding: 6px 12px;
+       margin: 6px 0; border-radius: 6px; font-size: .92em}
 .warn-box {border: 2px solid #b91c1c; background: #fef2f2; color: #7f1d1d; border-radius: 10px;
            padding: 10px 14px; margin: 6px 0; font-weight: 600}
 .face-cards {display: flex; flex-wrap: wrap; gap: 10px}
@@ -284,6 +286,12 @@ HOW_TO_READ = """
   One swapped face makes the whole file fake, so the most suspicious face decides.
 - **Heatmaps (Grad-CAM).** Red = regions that pushed the models towards *fake*. They show where the
   models looked, not proof of manipulation; on a real face they may light up anywhere.
+- **Content credentials.** A C2PA manifest, if the file has one, read apart from the models: who
+  signed it, the software that wrote it, whether it says an AI generator made the file, and
+  whether the signature still matches the file. A valid one that says "AI generator" is that
+  maker's own statement; an invalid one means the file or manifest changed after signing. Most
+  files have none and they are easily stripped, so no credentials says nothing either way. The
+  signer's name is what its certificate says: no trust list is checked here.
 - **Threshold.** Lower it to catch more fakes at the price of more false alarms on real (e.g.
   heavily compressed) video.
 - **Limits.** The models only know the kinds of fakes they were trained on (see the model card);
@@ -308,7 +316,8 @@ def _colour(verdict: str) -> str:
 def badge_html(report: "Report", trust: str | None = None) -> str:
     """The summary badge: verdict in its colour, probability, threshold and uncertain band,
     reason, one plain line of how often the models are wrong (``trust``, from the cards:
-    :func:`deepfake_demo.cards.how_often_wrong`), warnings (red box), per-model probabilities
+    :func:`deepfake_demo.cards.how_often_wrong`), the file's content credentials
+    (:meth:`~deepfake_demo.provenance.Provenance.summary`), warnings (red box), per-model probabilities
     of the deciding face, size and time."""
     v = report.verdict
     parts = [f'<div class="verdict-badge" style="background:{_colour(v)}" id="verdict-badge">',
@@ -320,6 +329,8 @@ def badge_html(report: "Report", trust: str | None = None) -> str:
     parts.append(f'<div class="r">{_esc(report.reason)}</div></div>')
     if trust and report.fake_probability is not None:
         parts.append(f'<div class="trust" id="trust">{_esc(trust)}</div>')
+    if report.provenance is not None:  # the file's own claim, apart from the models' verdict
+        parts.append(f'<div class="prov" id="provenance">{_esc(report.provenance.summary())}</div>')
     if report.warnings:
         parts.append('<div class="warn-box">&#9888; ' + "<br>&#9888; ".join(_esc(w) for w in report.warnings)
                      + "</div>")

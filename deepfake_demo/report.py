@@ -13,6 +13,7 @@ import numpy as np
 
 from .aggregate import Verdict, band_edges, face_size_px, median_detail
 from .media import Frame
+from .provenance import Provenance
 
 __all__ = ["FaceObservation", "FaceTrack", "Report", "error_report"]
 
@@ -119,6 +120,8 @@ class Report:
     duration_s: float | None = None
     timings_s: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # the file's content credentials (C2PA), evidence beside the verdict; None: not looked at (an array, an ERROR)
+    provenance: Provenance | None = None
     frames: tuple[Frame, ...] = field(default=(), repr=False, compare=False)
 
     @property
@@ -152,6 +155,7 @@ class Report:
             "seconds": _r(self.seconds, 3),
             "timings_s": {k: _r(v, 3) for k, v in self.timings_s.items()},
             "warnings": list(self.warnings),
+            "provenance": None if self.provenance is None else self.provenance.to_dict(),
             "error": self.error,
         }
 
@@ -159,7 +163,7 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent)
 
     def summary(self) -> str:
-        """A few human lines: verdict, probability, reason, then one line per face."""
+        """A few human lines: verdict, probability, reason, one line per face, then the content credentials."""
         name = self.path or "<array>"
         if self.verdict == Verdict.ERROR:
             return f"{name}: ERROR - {self.error}"
@@ -176,6 +180,8 @@ class Report:
                 f"  face {t.id}: {t.verdict} {t.fake_probability:.2f} over {len(t.observations)} frame(s), {span}"
             )
         lines.append(f"  {self.frames_analyzed} frame(s) analysed in {self.seconds:.1f} s")
+        if self.provenance is not None:
+            lines.append(f"  {self.provenance.summary()}")
         lines.extend(f"  warning: {w}" for w in self.warnings)
         return "\n".join(lines)
 
