@@ -13,13 +13,36 @@ from deepfake_demo.aggregate import Verdict
 from deepfake_demo.explain import cam_mass_inside
 from deepfake_demo.pipeline import CAM_SIZE, Detector
 from mediatools import write_video
-from conftest import need_data
+from conftest import DATA, need_data
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _astronaut_variants(n: int = 8) -> list[np.ndarray]:
+    """Without the shared data: n 256x256 face photos from the project's public-domain example, each
+    cut at its own offset and scale, mirrored every other one and lit differently, so that their
+    face boxes differ as different photos' would."""
+    im = Image.open(ROOT / "examples" / "astronaut_real.jpg").convert("RGB")  # face near (224, 117)
+    out = []
+    for k in range(n):
+        side = 150 + 8 * k  # the face fills about 60 % of the width, as in an FFHQ photo
+        x0, y0 = 224 - side // 2 + (k % 3 - 1) * 8, max(0, 117 - side // 2 + (k % 2) * 6)
+        crop = im.crop((x0, y0, x0 + side, y0 + side)).resize((256, 256), Image.BICUBIC)
+        a = np.asarray(crop, np.float32) * (0.8 + 0.05 * k)
+        a = np.clip(a, 0, 255).astype(np.uint8)
+        out.append(np.ascontiguousarray(a[:, ::-1]) if k % 2 else a)
+    return out
 
 
 @pytest.fixture(scope="module")
 def photos():
-    ps = sorted(need_data("synthetic", "real", "ffhq").glob("*"))[:8]
-    return [np.asarray(Image.open(p).convert("RGB")) for p in ps]
+    """Eight face photos: FFHQ photos of real people from the shared data where it is present,
+    else variants of the project's own example photo (the tests below need a face, not a person)."""
+    ffhq = DATA / "synthetic" / "real" / "ffhq"
+    if ffhq.is_dir():
+        return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(ffhq.glob("*"))[:8]]
+    return _astronaut_variants()
 
 
 def test_video_report_has_tracks_probabilities_and_cams(detector, videos):
