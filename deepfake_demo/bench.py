@@ -247,6 +247,43 @@ def _gpu_name() -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})"
 
 
+def app_vs_library(det, weights: str, name: str, data: Path, frames: int, runs: int) -> dict[str, Any]:
+    """The same video through the library (``Detector.analyze``, heatmaps on) and through the app
+    (``app.py`` on loopback, ``/analyze_video`` through ``gradio_client``: upload, analysis,
+    galleries, plot and annotated video), each ``runs`` times after one warm-up; the row gives the
+    medians and their ratio (issue target: app <= 1.15x library)."""
+    import tempfile
+
+    from gradio_client import Client, handle_file
+
+    from .soak import serve_app
+
+    rel, kind = CASES[name]
+    if kind != "video":
+        raise ValueError(f"--app times video cases; {name} is an image")
+    src = data / rel
+    det.analyze(src, frames=frames)
+    lib = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        det.analyze(src, frames=frames, heatmaps=True)
+        lib.append(time.perf_counter() - t)
+    out = Path(tempfile.mkdtemp(prefix="bench_app_"))
+    app = []
+    with serve_app(weights, out, TMPDIR=str(out / "tmp"), GRADIO_TEMP_DIR=str(out / "tmp" / "gradio")) as (url, _):
+        client = Client(url, verbose=False)
+        call = (frames, list(det.ensemble.names), 0.5, 0.5, "confident")
+        for i in range(runs + 1):  # the first is the app's warm-up
+            t = time.perf_counter()
+            client.predict(handle_file(str(src)), *call, api_name="/analyze_video")
+            if i:
+                app.append(time.perf_counter() - t)
+    lib_s, app_s = statistics.median(lib), statistics.median(app)
+    return {"case": name, "frames": frames, "runs": runs, "library_s": round(lib_s, 3), "app_s": round(app_s, 3),
+            "app_runs_s": [round(x, 3) for x in app], "library_runs_s": [round(x, 3) for x in lib],
+            "ratio": round(app_s / lib_s, 3), "target_ratio": 1.15}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m deepfake_demo.bench", description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true", help="one JSON object per case")
@@ -261,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="only compare full detector passes with the keyframe mode on every shared video")
     p.add_argument("--batch", action="store_true",
                    help="only time every shared video as a batch: videos per second, one by one vs decode-ahead")
+    p.add_argument("--app", action="store_true",
+                   help="time each video case through the app (gradio_client on loopback) against the library")
     p.add_argument("--batch-limit", type=int, default=None, help="with --batch: only the first N videos")
     p.add_argument("--keyframe-every", type=int, default=None,
                    help="full detector pass every N sampled frames (1 = every frame; default: the library's)")
@@ -307,6 +346,15 @@ def main(argv: list[str] | None = None) -> int:
               f"first pass {row['first_pass_s']:.1f} s, one by one {row['sequential_s']:.1f} s ({row['videos_per_s_sequential']:.3f} videos/s), "
               f"decode-ahead {row['decode_ahead_s']:.1f} s ({row['videos_per_s']:.3f} videos/s); "
               f"same reports: {row['same_reports']}", flush=True)
+        return 0
+    if args.app:
+        from .models import resolve_weights_dir
+
+        for case in [c for c in args.cases if CASES[c][1] == "video"]:
+            row = app_vs_library(det, str(resolve_weights_dir(args.weights)), case, data, args.frames, args.runs)
+            print(json.dumps(row) if args.json else
+                  f"{row['case']}: {row['frames']} frames, library {row['library_s']:.2f} s, app {row['app_s']:.2f} s "
+                  f"(click to result through gradio_client), ratio {row['ratio']:.2f} (target <= 1.15)", flush=True)
         return 0
     for case in args.cases:
         row = run_case(det, case, data, args.frames, args.runs)

@@ -24,11 +24,12 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["soak", "rss_mb"]
+__all__ = ["soak", "rss_mb", "serve_app"]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -60,6 +61,42 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serve_app(weights: str | Path, out: Path, **env: str):
+    """``app.py`` on a free loopback port with these weights (and extra environment), its log in
+    ``out/app.log``; yields (url, process) once the page answers, stops the app on exit."""
+    out.mkdir(parents=True, exist_ok=True)
+    for key in ("TMPDIR", "GRADIO_TEMP_DIR"):
+        if key in env:
+            Path(env[key]).mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    full_env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(weights), GRADIO_ANALYTICS_ENABLED="False",
+                    PYTHONUNBUFFERED="1", **env)
+    with open(out / "app.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
+                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/"
+        try:
+            up = time.time() + 180
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the app exited at start; see {out / 'app.log'}")
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                    break
+                except OSError:
+                    if time.time() > up:
+                        raise RuntimeError(f"the app did not come up in 180 s; see {out / 'app.log'}") from None
+                    time.sleep(0.5)
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _media(out: Path) -> dict[str, Path]:
@@ -147,30 +184,11 @@ def soak(weights: str, users: int = 8, minutes: float = 10.0, out: Path | None =
 
     files = _media(out)
     models = read_weights(AppConfig(weights=str(weights))).names
-    port = _free_port()
     tmp = out / "tmp"
-    tmp.mkdir(exist_ok=True)
-    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(weights), DEEPFAKE_DEMO_QUEUE_SIZE=str(queue_size),
-               DEEPFAKE_DEMO_MAX_VIDEO_S=str(MAX_VIDEO_S), GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1", TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
-    log = open(out / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
     samples: list[tuple[float, float]] = []
     tally = _Tally()
-    try:
-        up = time.time() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the app exited at start; see {out / 'app.log'}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > up:
-                    raise RuntimeError(f"the app did not come up in 180 s; see {out / 'app.log'}") from None
-                time.sleep(0.5)
+    with serve_app(weights, out, DEEPFAKE_DEMO_QUEUE_SIZE=str(queue_size), DEEPFAKE_DEMO_MAX_VIDEO_S=str(MAX_VIDEO_S),
+                   TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio")) as (url, proc):
         start = time.time()
         deadline = start + minutes * 60.0
         stop = threading.Event()
@@ -190,13 +208,6 @@ def soak(weights: str, users: int = 8, minutes: float = 10.0, out: Path | None =
         stop.set()
         samples.append((round(time.time() - start, 1), round(rss_mb(proc.pid), 1)))
         alive = proc.poll() is None
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
     return _summarize(tally.rows, samples, minutes, users, alive, out, tmp)
 
 

@@ -36,3 +36,15 @@ def test_bench_batch_row(tiny_weights, data_dir):
     assert row["case"] == "batch_3_videos" and row["videos"] == 3 and row["frames"] == 2
     assert row["same_reports"] is True  # decoding ahead changes nothing in the reports
     assert row["videos_per_s"] > 0 and row["sequential_s"] > 0
+
+
+def test_bench_app_row_times_the_app_against_the_library(tiny_weights, data_dir):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "deepfake_demo.bench", "--json", "--app", "--runs", "1", "--frames", "2",
+                          "--cases", "video_720p", "image_1080p", "--weights", str(tiny_weights), "--data", str(data_dir)],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (row,) = [json.loads(line) for line in out.stdout.splitlines()]  # image cases are not app-timed
+    assert row["case"] == "video_720p" and row["frames"] == 2 and row["target_ratio"] == 1.15
+    assert row["library_s"] > 0 and row["app_s"] > 0 and len(row["app_runs_s"]) == 1
+    assert abs(row["ratio"] - row["app_s"] / row["library_s"]) < 0.01
