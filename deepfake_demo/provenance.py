@@ -35,8 +35,6 @@ class ProvenanceState:
     UNREADABLE = "unreadable"  # the SDK failed on the file: a manifest it cannot parse (or a container it cannot walk)
     NOT_CHECKED = "not_checked"  # c2pa-python missing, or a format it cannot read
 
-    ALL = (NONE, VALID, INVALID, UNREADABLE, NOT_CHECKED)
-
 
 @dataclass(frozen=True)
 class Provenance:

@@ -27,7 +27,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 __all__ = ["soak", "rss_mb", "serve_app"]
 
@@ -64,9 +64,10 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serve_app(weights: str | Path, out: Path, **env: str):
-    """``app.py`` on a free loopback port with these weights (and extra environment), its log in
-    ``out/app.log``; yields (url, process) once the page answers, stops the app on exit."""
+def serve_app(weights: str | Path, out: Path, args: Sequence[str] = (), **env: str):
+    """``app.py`` on a free loopback port with these weights (and extra command-line ``args`` and
+    environment), its log in ``out/app.log``; yields (url, process) once the page answers, stops the
+    app on exit. Raises RuntimeError (naming the log) if it exits or does not answer in 180 s."""
     out.mkdir(parents=True, exist_ok=True)
     for key in ("TMPDIR", "GRADIO_TEMP_DIR"):
         if key in env:
@@ -75,8 +76,8 @@ def serve_app(weights: str | Path, out: Path, **env: str):
     full_env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(weights), GRADIO_ANALYTICS_ENABLED="False",
                     PYTHONUNBUFFERED="1", **env)
     with open(out / "app.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
-                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args],
+                                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}/"
         try:
             up = time.time() + 180

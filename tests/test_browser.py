@@ -5,17 +5,12 @@ Python playwright; no `playwright install`), upload an image and a video from
 annotated video appear, and save screenshots under runs/screenshots/."""
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from conftest import ROOT, need_data
+from deepfake_demo.soak import serve_app
 
 SHOTS = ROOT / "runs" / "screenshots"
 VERDICTS = ("FAKE", "REAL", "UNCERTAIN", "NO FACE", "NO_FACE", "ERROR")
@@ -24,12 +19,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 IMAGE = ("synthetic", "real", "ffhq", "0.jpg")
 VIDEO = ("videos", "fake", "ffpp_c23_Deepfakes_519_515.mp4")
 FRAMES = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,33 +41,12 @@ def browser():
 
 @pytest.fixture(scope="module")
 def app_url(tiny_weights, tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("app") / "app.log"
-    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(tiny_weights), GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1")
-    with open(log, "w") as fh:
-        proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                                stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    out = tmp_path_factory.mktemp("app")
     try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"app exited early:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    pytest.fail(f"app did not come up in 90 s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with serve_app(tiny_weights, out) as (url, _):
+            yield url
+    except RuntimeError as exc:  # it exited or did not come up: the failure shows its log
+        pytest.fail(f"{exc}:\n{(out / 'app.log').read_text()[-3000:]}")
 
 
 def _set_frames(page, n: int) -> None:
@@ -184,21 +152,7 @@ def test_no_weights_message_in_chromium(browser, tmp_path):
     """No weights: the app still starts and says so on the page, without a traceback."""
     empty = tmp_path / "empty_weights"
     empty.mkdir()
-    port = _free_port()
-    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=str(empty), GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--no-warm-up"], cwd=ROOT,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        deadline = time.time() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                assert proc.poll() is None, "app exited without weights"
-                assert time.time() < deadline, "app did not come up"
-                time.sleep(0.5)
+    with serve_app(empty, tmp_path / "app", args=["--no-warm-up"]) as (url, _):  # an exit raises
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.goto(url, wait_until="networkidle")
         box = page.wait_for_selector("#no-weights")
@@ -207,6 +161,3 @@ def test_no_weights_message_in_chromium(browser, tmp_path):
         assert "Traceback" not in page.content()
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "05_no_weights.png"), full_page=True)
-    finally:
-        proc.terminate()
-        proc.wait(10)

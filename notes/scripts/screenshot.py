@@ -11,24 +11,14 @@ the page showed, so the caption can say it.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:
@@ -44,23 +34,10 @@ def main() -> int:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         raise SystemExit("Chromium not found: apt-get install -y chromium")
-    port = _free_port()
-    env = dict(os.environ, DEEPFAKE_DEMO_WEIGHTS=args.weights, GRADIO_ANALYTICS_ENABLED="False")
-    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.time() + 180
-        while True:
-            if app.poll() is not None:
-                raise SystemExit("the app exited before it served a page")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise SystemExit("the app did not come up in 180 s")
-                time.sleep(0.5)
+    sys.path.insert(0, str(ROOT))  # the repository root: runs without PYTHONPATH
+    from deepfake_demo.soak import serve_app
+
+    with tempfile.TemporaryDirectory() as log_dir, serve_app(args.weights, Path(log_dir)) as (url, _):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=exe, args=ARGS)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
@@ -76,13 +53,7 @@ def main() -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out))
             browser.close()
-        print(f"{args.out}: {args.example} -> {verdict.strip()}")
-    finally:
-        app.terminate()
-        try:
-            app.wait(10)
-        except subprocess.TimeoutExpired:
-            app.kill()
+    print(f"{args.out}: {args.example} -> {verdict.strip()}")
     return 0
 
 
