@@ -15,11 +15,11 @@ __all__ = ["main", "parse_config"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .training.config import SBI_LANDMARKS, SELECT_METRICS, TrainConfig, help_of
+    from .training.config import HOLD_OUT_SOURCES, SBI_LANDMARKS, SELECT_METRICS, TrainConfig, help_of
     ap = argparse.ArgumentParser(prog="python -m deepfake_demo.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults = TrainConfig()
-    choices = {"select_on": SELECT_METRICS, "sbi_landmarks": SBI_LANDMARKS}
+    choices = {"select_on": SELECT_METRICS, "sbi_landmarks": SBI_LANDMARKS, "hold_out": HOLD_OUT_SOURCES}
     for f in fields(TrainConfig):
         name = "--" + f.name.replace("_", "-")
         d = getattr(defaults, f.name)

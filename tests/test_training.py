@@ -501,3 +501,58 @@ def test_mixed_mode_cuts_blends_from_both_outlines_and_other_modes_keep_theirs()
     assert set(sizes) == {5, 41} and 70 < sizes.count(5) < 130
     assert all(len(blend_landmarks(lm, "mesh", rng)) == 41 for _ in range(20))
     assert len(blend_landmarks(lm[:5], "mixed", rng)) == 5  # no outline: nothing to choose
+
+
+def test_hold_out_leaves_a_source_out_of_training_and_validation(tmp_path):
+    """--hold-out: the leave-one-source-out runs. An FF++ manipulation leaves the fake pool and the
+    validation split (so no checkpoint is chosen on it) while the other three stay; dfdc and generated
+    switch their pools off whatever the fractions say; anything else is refused by name."""
+    need_data("faces", "train", "fake", "FaceSwap")
+    from deepfake_demo.training.config import FAKE_GROUPS, HOLD_OUT_SOURCES, TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, load_train_data
+
+    kw = dict(input_size=64, samples_per_epoch=200, groups_limit=8, val_frac=0.25, cache_dir=str(tmp_path / "cache"))
+    full, held = load_train_data(TrainConfig(**kw)), load_train_data(TrainConfig(hold_out="FaceSwap", **kw))
+    swap = FAKE_GROUPS.index("train_fake_FaceSwap")
+    assert swap in set(full.fake[1]) and swap not in set(held.fake[1])
+    assert set(held.fake[1]) == set(full.fake[1]) - {swap}
+    assert "train_fake_FaceSwap" in full.val_groups and "train_fake_FaceSwap" not in held.val_groups
+    assert len(held.fake[0]) == len(full.fake[0]) - int((full.fake[1] == swap).sum())
+    ds = EpochSet(held, TrainConfig(hold_out="FaceSwap", **kw), 0)
+    ffpp_fakes = ds.kind == 2
+    assert ffpp_fakes.any() and (held.fake[1][ds.index[ffpp_fakes]] != swap).all()
+    assert TrainConfig(hold_out="dfdc", dfdc_frac=0.3).dfdc_frac == 0.0
+    gen = TrainConfig(hold_out="generated", ffhq_frac=0.2, gan_frac=0.1)
+    assert gen.ffhq_frac == 0.0 and gen.gan_frac == 0.0
+    assert set(HOLD_OUT_SOURCES) == {"Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "dfdc", "generated"}
+    with pytest.raises(ValueError, match="not a source"):
+        TrainConfig(hold_out="Midjourney")
+
+
+def test_loso_runs_hold_out_each_source_once_and_score_it_on_its_own_test_data():
+    """The leave-one-source-out plan: a reference run and one run per source, each holding out exactly
+    its source; every source's test data is held out of every run (faces/test, DFDC's and synthetic's
+    held-out parts) and has both classes."""
+    need_data("faces", "test", "real", "ffpp")
+    need_data("dfdc_faces", "real")
+    need_data("synthetic", "real", "ffhq")
+    from deepfake_demo.evaluate import dfdc_held_out
+    from deepfake_demo.training.config import HOLD_OUT_SOURCES
+    from deepfake_demo.training.loso import REFERENCE, markdown, run_commands, test_sets
+
+    cmds = run_commands(20)
+    assert set(cmds) == {REFERENCE, *HOLD_OUT_SOURCES}
+    assert "--hold-out" not in cmds[REFERENCE]
+    for src in HOLD_OUT_SOURCES:
+        c = cmds[src]
+        assert c[c.index("--hold-out") + 1] == src and c.count("--hold-out") == 1
+    sets = test_sets()
+    assert set(sets) == set(HOLD_OUT_SOURCES)
+    for src, (reals, fakes, subsets) in sets.items():
+        assert reals and fakes and not any(g.startswith("train_") for g in reals + fakes), src
+    assert sets["FaceSwap"][:2] == (("test_real_ffpp",), ("test_fake_FaceSwap",))
+    held = dfdc_held_out()
+    assert all(np.array_equal(sets["dfdc"][2][g], held[g]) for g in held)
+    rows = [{"title": "FF++ FaceSwap", "n": 10, "auc_left_out": 0.61, "auc_trained_on": 0.9}]
+    md = "\n".join(markdown({"rows": rows, "command": "python -m deepfake_demo.training.loso table"}))
+    assert "| FF++ FaceSwap | 10 | 0.610 | 0.900 |" in md and markdown({}) == []

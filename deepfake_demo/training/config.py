@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import MODEL_SPECS, ModelSpec
 
 __all__ = ["TrainConfig", "member_spec", "help_of", "RUNS_DIR", "SPLIT_SEED", "REAL_GROUPS", "FAKE_GROUPS",
-           "SELECT_METRICS", "SBI_LANDMARKS"]
+           "SELECT_METRICS", "SBI_LANDMARKS", "HOLD_OUT_SOURCES"]
 
 RUNS_DIR = Path(__file__).resolve().parents[2] / "runs"
 SPLIT_SEED = 1234  # one validation split for every member
@@ -17,6 +17,9 @@ FAKE_GROUPS = ("train_fake_Deepfakes", "train_fake_Face2Face", "train_fake_FaceS
 # the validation figures best.pt can be chosen on (see TrainConfig.select_on)
 SELECT_METRICS = ("val_auc", "val_auc_ffpp", "val_auc_cross")
 SBI_LANDMARKS = ("5point", "mesh", "mixed")
+# what --hold-out can leave out of a run (training and validation alike): one FF++ manipulation, the DFDC
+# faces (real and fake), or the generated faces with the FFHQ photos they imitate
+HOLD_OUT_SOURCES = tuple(g.split("_", 2)[-1] for g in FAKE_GROUPS) + ("dfdc", "generated")
 
 
 def _f(default, help: str | None = None):
@@ -65,6 +68,11 @@ class TrainConfig:
     dfdc_frac: float = _f(0.0, "share of all samples drawn from dfdc_faces/, half real and half fake (70 %% of "
                                "the originals with their fakes train, 15 %% validate, 15 %% stay held out, split by "
                                "source_group), taken from the other reals and fakes in proportion; 0 = not used")
+    hold_out: str | None = _f(None, "leave one source out of training and validation alike, for the "
+                                    "leave-one-source-out table (python -m deepfake_demo.training.loso): "
+                                    "Deepfakes, Face2Face, FaceSwap, NeuralTextures (one FF++ manipulation), dfdc "
+                                    "(overrides --dfdc-frac) or generated (StyleGAN faces and FFHQ photos: "
+                                    "overrides --gan-frac and --ffhq-frac)")
     aug_strength: float = 1.0
     soften_frac: float = _f(0.0, "share of samples, real and fake alike, that first lose most of their detail "
                                  "(strong blur or a face 20-40 %% of the crop wide): such faces should read as "
@@ -83,6 +91,14 @@ class TrainConfig:
     groups_limit: int | None = _f(None, "use only the first N images per group (tests)")
     cache_dir: str | None = None
     data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.hold_out is not None and self.hold_out not in HOLD_OUT_SOURCES:
+            raise ValueError(f"--hold-out {self.hold_out!r}: not a source; one of {', '.join(HOLD_OUT_SOURCES)}")
+        if self.hold_out == "dfdc":
+            self.dfdc_frac = 0.0
+        elif self.hold_out == "generated":
+            self.gan_frac = self.ffhq_frac = 0.0
 
     @property
     def run_name(self) -> str:

@@ -87,7 +87,8 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         val_y.extend([label] * len(images))
         val_g.extend([name] * len(images))
 
-    for g in REAL_GROUPS + FAKE_GROUPS:
+    fake_groups = tuple(g for g in FAKE_GROUPS if g.split("_", 2)[-1] != cfg.hold_out)
+    for g in REAL_GROUPS + fake_groups:
         cs = load_group(g, limit=cfg.groups_limit, **kw)
         n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
         tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
@@ -120,8 +121,8 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     gan = np.concatenate([synthetic_part(g, 1)[0] for g in GAN_GROUPS]) if cfg.gan_frac > 0 else None
     dfdc_real = dfdc_part(DFDC_GROUPS[0], 0) if cfg.dfdc_frac > 0 else None
     dfdc_fake = dfdc_part(DFDC_GROUPS[1], 1)[0] if cfg.dfdc_frac > 0 else None
-    fake_im = np.concatenate([pools[g][0] for g in FAKE_GROUPS])
-    fake_m = np.concatenate([np.full(len(pools[g][0]), i) for i, g in enumerate(FAKE_GROUPS)])
+    fake_im = np.concatenate([pools[g][0] for g in fake_groups])
+    fake_m = np.concatenate([np.full(len(pools[g][0]), FAKE_GROUPS.index(g)) for g in fake_groups])
     return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
                      np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts, ffhq, gan,
                      dfdc_real, dfdc_fake)
