@@ -33,6 +33,9 @@ __all__ = [
     "card_threshold",
     "card_warnings",
     "reader_markdown",
+    "read_loso",
+    "loso_markdown",
+    "LOSO_FILE",
     "how_often_wrong",
     "model_card_markdown",
 ]
@@ -252,8 +255,38 @@ def how_often_wrong(cards: Sequence[ModelCard]) -> str | None:
             "from sources they were not trained on, expect them to do worse.")
 
 
-def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None) -> str:
-    """The Model card tab, for a reader: what the models were trained on, how often they are wrong, where
+LOSO_FILE = "loso.json"  # beside the cards: python -m deepfake_demo.training.loso table --out weights/loso.json
+
+
+def read_loso(weights_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The leave-one-source-out table beside the cards, or None where there is none (or it does not parse)."""
+    path = Path(weights_dir) / LOSO_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def loso_markdown(result: Mapping[str, Any] | None) -> list[str]:
+    """The card's section of the leave-one-source-out table: one row per source left out."""
+    if not result or not result.get("rows"):
+        return []
+    out = ["### On a source they never saw", "",
+           "Short runs of the EfficientNet member's recipe (same start, same number of samples), one per source, "
+           "each trained and chosen without that source, then scored on that source's held-out test data; a "
+           "reference run trained on all of them. The gap between the two columns is what a kind of fake nobody "
+           "trained on costs. The shipped members trained far longer, so their own figures are higher; expect a "
+           "similar gap on media unlike their training data.", "",
+           "| source left out | n | AUC when left out | AUC when trained on |", "|---|---|---|---|"]
+    for r in result["rows"]:
+        out.append(f"| {r['title']} | {r['n']} | {_fmt(r['auc_left_out'])} | {_fmt(r['auc_trained_on'])} |")
+    return out + ["", f"From `{result.get('command', '')}`.", ""]
+
+
+def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None,
+                    loso: Mapping[str, Any] | None = None) -> str:
+    """The Model card tab, for a reader: what the models were trained on, how often they are wrong (with
+    the leave-one-source-out table: ``loso``, else the one beside the cards), where
     they fail; then, folded away, the technical card (members, calibration, training configuration) with
     its commands in code blocks."""
     if not cards:
@@ -278,6 +311,7 @@ def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None) -
         out += ["### How often they are wrong", ""] + ([wrong, ""] if wrong else [])
     if rows:
         out += ["| held-out data | AUC | calibration error (ECE) | n |", "|---|---|---|---|", *rows, ""]
+    out += loso_markdown(loso if loso is not None else read_loso(cards[0].weights_path.parent))
     if first.get("limits"):
         out += ["### Where they fail", "", str(first["limits"]), ""]
     if first.get("intended_use"):

@@ -147,6 +147,27 @@ def test_human_readable_model_card(tiny_weights):
     assert f"`{a.name}`: made one way" in md2 and f"`{b.name}`: made another way" in md2
     same = [type(c)(c.name, c.spec, c.weights_path, c.sha256, {**c.info, "description": "one text"}) for c in cards]
     assert model_card_markdown(same, ens, "| results |", "2026-01-01").count("one text") == 1
+    assert "never saw" not in md  # no leave-one-source-out table beside these weights
+
+
+def test_leave_one_source_out_table_beside_the_cards_joins_the_readers_card(tiny_weights, tmp_path):
+    """weights/loso.json (python -m deepfake_demo.training.loso table) becomes a section of the reader's
+    card, one row per source left out; a missing or broken file shows nothing rather than failing."""
+    import shutil
+
+    from deepfake_demo.cards import LOSO_FILE, reader_markdown
+
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    cards = read_cards(d)
+    assert "never saw" not in reader_markdown(cards, None)
+    rows = [{"source": "FaceSwap", "title": "FF++ FaceSwap", "n": 10, "auc_left_out": 0.61, "auc_trained_on": 0.9}]
+    (d / LOSO_FILE).write_text(json.dumps({"rows": rows, "command": "python -m deepfake_demo.training.loso table"}))
+    md = reader_markdown(cards, None)
+    assert "### On a source they never saw" in md and "| FF++ FaceSwap | 10 | 0.610 | 0.900 |" in md
+    assert md.index("never saw") < md.index("Technical card")
+    (d / LOSO_FILE).write_text("{not json")
+    assert "never saw" not in reader_markdown(cards, None)
 
 
 def test_verdict_shares_follow_the_apps_band():

@@ -538,7 +538,7 @@ def test_loso_runs_hold_out_each_source_once_and_score_it_on_its_own_test_data()
     need_data("synthetic", "real", "ffhq")
     from deepfake_demo.evaluate import dfdc_held_out
     from deepfake_demo.training.config import HOLD_OUT_SOURCES
-    from deepfake_demo.training.loso import REFERENCE, markdown, run_commands, test_sets
+    from deepfake_demo.training.loso import REFERENCE, run_commands, test_sets
 
     cmds = run_commands(20)
     assert set(cmds) == {REFERENCE, *HOLD_OUT_SOURCES}
@@ -553,6 +553,3 @@ def test_loso_runs_hold_out_each_source_once_and_score_it_on_its_own_test_data()
     assert sets["FaceSwap"][:2] == (("test_real_ffpp",), ("test_fake_FaceSwap",))
     held = dfdc_held_out()
     assert all(np.array_equal(sets["dfdc"][2][g], held[g]) for g in held)
-    rows = [{"title": "FF++ FaceSwap", "n": 10, "auc_left_out": 0.61, "auc_trained_on": 0.9}]
-    md = "\n".join(markdown({"rows": rows, "command": "python -m deepfake_demo.training.loso table"}))
-    assert "| FF++ FaceSwap | 10 | 0.610 | 0.900 |" in md and markdown({}) == []

@@ -26,9 +26,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..cards import LOSO_FILE, loso_markdown
 from .config import FAKE_GROUPS, HOLD_OUT_SOURCES, RUNS_DIR
 
-__all__ = ["RECIPE", "run_commands", "test_sets", "score_run", "table", "markdown", "main"]
+__all__ = ["RECIPE", "run_commands", "test_sets", "score_run", "table", "main"]
 
 LOSO_DIR = RUNS_DIR / "loso"
 REFERENCE = "none"  # the run that holds nothing out
@@ -130,23 +131,8 @@ def table(root: Path = LOSO_DIR, data_root: Path | None = None) -> dict[str, Any
         if src in runs:
             rows.append({"source": src, "title": TITLES[src], "n": runs[src]["n"][src],
                          "auc_left_out": runs[src]["test_auc"][src], "auc_trained_on": runs[REFERENCE]["test_auc"][src]})
-    return {"command": "python -m deepfake_demo.training.loso table --out weights/loso.json",
+    return {"command": f"python -m deepfake_demo.training.loso table --out weights/{LOSO_FILE}",
             "recipe": " ".join(RECIPE), "runs": runs, "rows": rows}
-
-
-def markdown(result: dict[str, Any]) -> list[str]:
-    """The card's section: one row per source left out."""
-    if not result or not result.get("rows"):
-        return []
-    out = ["### On a source it never saw (leave one source out)", "",
-           "Short runs of the EfficientNet member's recipe (same start, same budget each), one per source, each "
-           "trained and chosen without that source, then scored on its held-out test data; the reference run "
-           "trained on all of them. The gap between the columns is what a new kind of fake costs; the shipped "
-           "members trained longer, so their own figures are higher, but expect a similar gap.", "",
-           "| source left out | n | AUC when left out | AUC when trained on |", "|---|---|---|---|"]
-    for r in result["rows"]:
-        out.append(f"| {r['title']} | {r['n']} | {r['auc_left_out']:.3f} | {r['auc_trained_on']:.3f} |")
-    return out + ["", f"From `{result['command']}`."]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -166,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.cmd == "run":
         return _run_all(args.minutes, args.parallel, args.root, args.only)
     res = table(args.root)
-    print("\n".join(markdown(res)))
+    print("\n".join(loso_markdown(res)))
     if args.out:
         args.out.write_text(json.dumps(res, indent=1, default=float) + "\n")
     return 0
