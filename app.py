@@ -39,51 +39,71 @@ EXAMPLES = ROOT / "examples"
 
 # ---------------------------------------------------------------- handlers
 
-def make_handlers(config: AppConfig) -> tuple[Callable[..., tuple], Callable[..., tuple]]:
-    """(analyze_image, analyze_video) for ``config``: the two API endpoints."""
+def make_handlers(config: AppConfig) -> tuple[Callable[..., tuple], Callable[..., tuple], Callable[..., tuple]]:
+    """(analyze_image, analyze_video, draw) for ``config``. The first two are the API endpoints: they
+    answer (verdict, badge, face cards, JSON report) as soon as the library is done, and leave the report
+    for ``draw``, the page's second step (frames, face panels, plot, annotated video), under a key (the
+    last output: a State, which API callers never see)."""
 
     trust = how_often_wrong(present.read_weights(config).cards)  # the cards' measured error rates, read once
+    pending = present.PendingDrawings()
 
     def run(path: str | None, kind: str, frames: int | None, models: Sequence[str] | None, threshold: float,
-            opacity: float, aggregation: str | None, progress) -> tuple:
+            aggregation: str | None, progress) -> tuple:
         try:
             report = present.analyze(config, path, kind, frames, models, threshold, aggregation, progress)
-            out = present.outputs(report, float(opacity), kind == "video", progress, trust=trust)
+            out_dir = present.request_dir()
+            answer = present.summary(report, out_dir, trust=trust)
         except present.AppError as exc:
             raise gr.Error(str(exc), title=exc.title) from None
         except Exception as exc:  # never a stack trace in the UI; the log keeps it
             log.exception("analysis of %s failed", path)
             raise gr.Error(f"Internal error while analysing ({exc.__class__.__name__}: {exc})") from None
-        return (out.verdict, out.badge_html, out.faces_html, out.frames, out.faces, out.plot, out.video,
-                out.json_path)
+        key = pending.put(report, out_dir) if report.ok and report.frames else None
+        return answer.verdict, answer.badge_html, answer.faces_html, answer.json_path, key
 
     def analyze_image(image: str | None, models: list[str] | None = None, threshold: float = 0.5,
                       opacity: float = 0.5, aggregation: str = "confident", progress=gr.Progress()) -> tuple:
-        """Analyse an image file. Outputs: verdict, badge HTML, face cards HTML, annotated
-        frames, face panels, probability plot, annotated video (None), JSON report path."""
-        return run(image, "image", 1, models, threshold, opacity, aggregation, progress)
+        """Analyse an image file. Outputs: verdict, badge HTML, face cards HTML, JSON report path (and,
+        for the page, the key of its drawings). ``opacity`` is the page's heatmap opacity (drawings only)."""
+        return run(image, "image", 1, models, threshold, aggregation, progress)
 
     def analyze_video(video: str | None, frames: int = 32, models: list[str] | None = None,
                       threshold: float = 0.5, opacity: float = 0.5, aggregation: str = "confident",
                       progress=gr.Progress()) -> tuple:
-        """Analyse a video file; outputs as analyze_image, with the annotated video."""
-        return run(video, "video", int(frames), models, threshold, opacity, aggregation, progress)
+        """Analyse a video file; outputs as analyze_image."""
+        return run(video, "video", int(frames), models, threshold, aggregation, progress)
 
-    return analyze_image, analyze_video
+    def draw(key: str | None, opacity: float = 0.5, progress=gr.Progress()) -> tuple:
+        """The page's second step: the drawings of the report left under ``key``, each output shown
+        only where it has something to show. Outputs: frames, face panels, plot, annotated video, key (cleared)."""
+        hidden = gr.update(value=None, visible=False)
+        item = pending.take(key)
+        if item is None:  # no frames (an ERROR), or it expired under load: the answer stands alone
+            return hidden, hidden, hidden, hidden, None
+        report, out_dir = item
+        try:
+            d = present.drawings(report, float(opacity), report.kind == "video", progress, out_dir)
+        except Exception as exc:  # the verdict is already shown: say the drawings failed, keep it
+            log.exception("drawing %s failed", report.path)
+            raise gr.Error(f"The verdict stands, but drawing its heatmaps failed ({exc.__class__.__name__}: "
+                           f"{exc})") from None
+        show = lambda v: gr.update(value=v, visible=bool(v) if not hasattr(v, "axes") else True)  # noqa: E731
+        return show(d.frames), show(d.faces), show(d.plot), show(d.video), None
+
+    return analyze_image, analyze_video, draw
 
 
-def _shown(faces_html: str | None, frames: list | None, faces: list | None, video: Any) -> tuple:
-    """After a result: show each result component that has something to show (they are hidden before
-    the first result). Its own step, so the API's outputs stay plain values; the plot goes with the
-    frames (both exist exactly when frames were analysed), the JSON report is always there."""
-    show = lambda v: gr.update(visible=bool(v))  # noqa: E731
-    return show(faces_html), show(frames), show(faces), show(frames), show(video), gr.update(visible=True)
+def _shown(faces_html: str | None) -> tuple:
+    """After an answer: the face cards (when there are any) and the JSON report. Its own step, so the
+    API's outputs stay plain values."""
+    return gr.update(visible=bool(faces_html)), gr.update(visible=True)
 
 
 def _cleared() -> tuple:
     """The result area with no result: the placeholder, everything else hidden and emptied."""
     hidden = gr.update(value=None, visible=False)
-    return (None, present.PLACEHOLDER_HTML) + (hidden,) * 6
+    return (None, present.PLACEHOLDER_HTML) + (hidden,) * 6 + (None,)
 
 
 def _warm_up(config: AppConfig) -> None:
@@ -112,7 +132,7 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
     weights = present.read_weights(config)
     names = weights.names
     threshold = present.card_slider_threshold(weights)
-    analyze_image, analyze_video = make_handlers(config)
+    analyze_image, analyze_video, draw = make_handlers(config)
 
     # delete_cache: Gradio's own copies of uploads and outputs go after an hour, like ours.
     with gr.Blocks(title="Deepfake detector",
@@ -183,22 +203,28 @@ def build_demo(config: AppConfig | None = None) -> gr.Blocks:
         with gr.Accordion("Model card", open=False):
             gr.Markdown(reader_markdown(list(weights.cards), weights.ensemble_card), elem_id="model-card")
 
-        outputs = [verdict_out, badge_out, faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
+        pending = gr.State(None)  # the key of the drawings that follow the answer (present.PendingDrawings)
+        answer = [verdict_out, badge_out, faces_out, json_out, pending]
+        drawn = [frames_out, faces_gallery_out, plot_out, video_out, pending]
         # Each set of models has its own card threshold: the slider follows the ticked models.
         models_in.change(lambda m: gr.update(value=present.card_slider_threshold(weights, m or None)),
                          models_in, threshold_in, api_visibility="private")
-        # one progress bar per run, on the result area, which a phone scrolls to
+        # The answer first, with the run's progress bar on the result area (which a phone scrolls to);
+        # then the face cards and report show, and the drawings follow with their own small progress.
         progress_on = dict(show_progress="full", show_progress_on=[badge_out], scroll_to_output=True)
-        shown = [faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out]
-        show = dict(fn=_shown, inputs=[faces_out, frames_out, faces_gallery_out, video_out], outputs=shown,
-                    api_visibility="private", show_progress="hidden")
-        image_btn.click(analyze_image, [image_in, models_in, threshold_in, opacity_in, aggregation_in], outputs,
-                        api_name="analyze_image", **progress_on).success(**show)
+        then_show = dict(fn=_shown, inputs=[faces_out], outputs=[faces_out, json_out], api_visibility="private",
+                         show_progress="hidden")
+        then_draw = dict(fn=draw, inputs=[pending, opacity_in], outputs=drawn, api_visibility="private",
+                         show_progress="minimal", show_progress_on=[faces_out], concurrency_id="draw")
+        image_btn.click(analyze_image, [image_in, models_in, threshold_in, opacity_in, aggregation_in], answer,
+                        api_name="analyze_image", **progress_on).success(**then_show).success(**then_draw)
         video_btn.click(analyze_video, [video_in, frames_in, models_in, threshold_in, opacity_in, aggregation_in],
-                        outputs, api_name="analyze_video", **progress_on).success(**show)
+                        answer, api_name="analyze_video", **progress_on).success(**then_show).success(**then_draw)
         # a new input clears the last result: no verdict on screen that belongs to another file
+        cleared = [verdict_out, badge_out, faces_out, frames_out, faces_gallery_out, plot_out, video_out, json_out,
+                   pending]
         for source in (image_in, video_in):
-            source.change(_cleared, None, outputs, api_visibility="private", show_progress="hidden")
+            source.change(_cleared, None, cleared, api_visibility="private", show_progress="hidden")
     return demo
 
 

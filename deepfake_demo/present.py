@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .report import Report
 
 __all__ = ["AppConfig", "AppError", "WeightsInfo", "Outputs", "CSS", "HOW_TO_READ", "DEVICE_ENV",
-           "example_label", "PLACEHOLDER_HTML", "check_upload", "LIBRARY_SHARE", "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
+           "example_label", "PLACEHOLDER_HTML", "check_upload", "Summary", "Drawings", "summary", "drawings", "PendingDrawings", "OUTPUT_MAX_AGE_S", "SLIDER_RANGE", "read_weights", "slider_threshold", "card_slider_threshold",
            "library_threshold",
            "load_detector", "analyze", "badge_html", "faces_html", "request_dir", "outputs"]
 
@@ -196,7 +196,6 @@ PLACEHOLDER_HTML = ('<div class="placeholder" id="placeholder">The verdict appea
 
 # the share of one run's progress bar the library's analysis takes; the rest is drawing the frames and
 # panels and, for a video, writing the annotated video (about a fifth of a video's time on a CPU)
-LIBRARY_SHARE = {"image": 0.9, "video": 0.8}
 
 
 def load_detector(config: AppConfig) -> "Detector":
@@ -218,7 +217,7 @@ def analyze(config: AppConfig, path: str | None, kind: str, frames: int | None, 
     """One request: check what the user gave, then :meth:`Detector.analyze`. ``kind`` is
     "image" or "video" (for the messages); ``models`` None means all, an empty list is
     refused; ``threshold`` is the slider's value (see :func:`library_threshold`). The
-    library's progress is scaled to 0..:data:`LIBRARY_SHARE` (the rest is drawing and writing). Raises :class:`AppError`
+    library's progress is the run's (drawing follows as its own step). Raises :class:`AppError`
     for what the user must fix; bad media comes back as an ERROR Report."""
     from .pipeline import AnalysisOptions
 
@@ -238,8 +237,7 @@ def analyze(config: AppConfig, path: str | None, kind: str, frames: int | None, 
     opts = AnalysisOptions(frames=frames, heatmaps=heatmaps, threshold=library_threshold(threshold, default),
                            aggregation=aggregation or None, models=chosen)
     progress(0.0, "starting")
-    share = LIBRARY_SHARE[kind]
-    return det.analyze(path, options=opts, progress=lambda f, d: progress(share * f, d))
+    return det.analyze(path, options=opts, progress=progress)
 
 
 # ---------------------------------------------------------------- HTML
@@ -382,43 +380,71 @@ def request_dir(base: str | os.PathLike | None = None, max_age_s: float = OUTPUT
 
 
 @dataclass(frozen=True)
-class Outputs:
-    """Everything the page shows for one Report, in the app's output order.
-    Gallery items are (RGB uint8 image, caption); ``plot`` a matplotlib Figure (None
-    for an ERROR); ``video`` the annotated video's path (video inputs only)."""
+class Summary:
+    """The answer, shown first: the verdict (the API's first output), the badge and face cards, and the
+    JSON report's path (every figure of the run)."""
 
     verdict: str
     badge_html: str
     faces_html: str
+    json_path: str
+
+
+@dataclass(frozen=True)
+class Drawings:
+    """What follows the answer on the page: gallery items are (RGB uint8 image, caption); ``plot`` a
+    matplotlib Figure (None without frames); ``video`` the annotated video's path (video inputs only)."""
+
     frames: list
     faces: list
     plot: Any
     video: str | None
-    json_path: str
 
 
-def outputs(report: "Report", opacity: float, want_video: bool, progress: Progress,
-            out_dir: str | os.PathLike | None = None, trust: str | None = None) -> Outputs:
-    """Draw and write everything for one Report (into ``out_dir``, default a fresh
-    :func:`request_dir`): annotated frames, face panels, the plot, the annotated video
-    when ``want_video`` and the input is a video, and the JSON report."""
+@dataclass(frozen=True)
+class Outputs:
+    """A :class:`Summary` and its :class:`Drawings` together (the library-side cost of the whole page)."""
+
+    summary: Summary
+    drawings: Drawings
+
+    def __getattr__(self, name: str) -> Any:  # out.verdict, out.frames, ...
+        for part in (self.summary, self.drawings):
+            if name in part.__dataclass_fields__:
+                return getattr(part, name)
+        raise AttributeError(name)
+
+
+def summary(report: "Report", out_dir: str | os.PathLike, trust: str | None = None) -> Summary:
+    """The answer for one Report: badge, face cards and the JSON report written into ``out_dir``.
+    Nothing here draws: it is what the page shows before any heatmap is painted."""
+    from . import render
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{render.file_stem(report)}_report.json"
+    json_path.write_text(report.to_json(indent=2))
+    return Summary(report.verdict, badge_html(report, trust), faces_html(report), str(json_path))
+
+
+def drawings(report: "Report", opacity: float, want_video: bool, progress: Progress,
+             out_dir: str | os.PathLike) -> Drawings:
+    """Draw one Report (into ``out_dir``): annotated frames, face panels, the plot, and the annotated
+    video when ``want_video`` and the input is a video. ``progress`` runs from 0 to 1 through named stages."""
     from . import render
 
     frames_gallery: list = []
     faces_gallery: list = []
     video = plot = None
-    out = Path(out_dir) if out_dir is not None else request_dir()
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = render.file_stem(report)
     if report.ok and report.frames:
-        lib = LIBRARY_SHARE["video" if report.kind == "video" else "image"]
-        draw_end = lib + (1.0 - lib) * (0.5 if want_video and report.kind == "video" else 0.95)
+        draw_end = 0.5 if want_video and report.kind == "video" else 1.0
         by_frame = render.observations_by_frame(report)
         show_all = report.kind != "video" or not report.faces  # NO FACE: show what was looked at
         drawn = []
         for i, f in enumerate(report.frames):
-            progress(lib + (draw_end - lib) * i / len(report.frames),
-                     f"drawing heatmaps on frame {i + 1}/{len(report.frames)}")
+            progress(draw_end * i / len(report.frames), f"drawing heatmaps on frame {i + 1}/{len(report.frames)}")
             img = render.annotated_frames(report, opacity, frame_indices=[f.index])[0]
             drawn.append(img)
             n = len(by_frame.get(f.index, []))
@@ -436,9 +462,55 @@ def outputs(report: "Report", opacity: float, want_video: bool, progress: Progre
             def step(i: int, n: int) -> None:
                 progress(draw_end + (1.0 - draw_end) * i / n, f"writing annotated video {i}/{n}")
 
-            video = str(render.write_annotated_video(report, out / f"{stem}_annotated.mp4", opacity,
-                                                     frames=drawn, progress=step))
-    json_path = out / f"{stem}_report.json"
-    json_path.write_text(report.to_json(indent=2))
-    return Outputs(report.verdict, badge_html(report, trust), faces_html(report), frames_gallery, faces_gallery, plot,
-                   video, str(json_path))
+            video = str(render.write_annotated_video(report, out / f"{render.file_stem(report)}_annotated.mp4",
+                                                     opacity, frames=drawn, progress=step))
+    return Drawings(frames_gallery, faces_gallery, plot, video)
+
+
+def outputs(report: "Report", opacity: float, want_video: bool, progress: Progress,
+            out_dir: str | os.PathLike | None = None, trust: str | None = None) -> Outputs:
+    """:func:`summary` and :func:`drawings` of one Report into ``out_dir`` (default a fresh
+    :func:`request_dir`)."""
+    out = Path(out_dir) if out_dir is not None else request_dir()
+    return Outputs(summary(report, out, trust), drawings(report, opacity, want_video, progress, out))
+
+
+class PendingDrawings:
+    """Reports whose answer has been shown and whose drawings have not been made yet, by key: the page's
+    second step takes its report from here. Bounded (at most ``max_items``, each at most ``max_age_s``
+    old), because an API caller gets its answer and never asks for the drawings: their frames must not
+    pile up in memory."""
+
+    def __init__(self, max_items: int = 4, max_age_s: float = 300.0):
+        import threading
+        from collections import OrderedDict
+
+        self.max_items, self.max_age_s = max_items, max_age_s
+        self._items: "OrderedDict[str, tuple[float, Any, Path]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, report: "Report", out_dir: str | os.PathLike) -> str:
+        import uuid
+
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._items[key] = (time.monotonic(), report, Path(out_dir))
+            self._prune()
+        return key
+
+    def take(self, key: str | None) -> tuple["Report", Path] | None:
+        """The report and its folder (removed from here), or None where it expired or was never put."""
+        with self._lock:
+            self._prune()
+            item = self._items.pop(key, None) if key else None
+        return None if item is None else (item[1], item[2])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        for k in [k for k, (t, _, _) in self._items.items() if now - t > self.max_age_s]:
+            del self._items[k]
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)

@@ -44,8 +44,8 @@ def _app_for(weights) -> SimpleNamespace:
     """The app's handlers and Blocks for one config (the app keeps no global settings)."""
     module = _app_module()
     config = module.AppConfig(weights=str(weights), device="cpu")
-    image, video = module.make_handlers(config)
-    return SimpleNamespace(module=module, config=config, analyze_image=image, analyze_video=video,
+    image, video, draw = module.make_handlers(config)
+    return SimpleNamespace(module=module, config=config, analyze_image=image, analyze_video=video, draw=draw,
                            build_demo=lambda: module.build_demo(config))
 
 
@@ -68,9 +68,12 @@ def test_build_demo_names_the_api_endpoints(app):
 
 def test_image_handler_on_real_face(app):
     out = app.analyze_image(str(need_data(*IMAGE)), None, 0.5, 0.5, "confident", progress=_noop)
-    verdict, badge, faces, frames, panels, plot, video, json_path = out
-    shown = app.module._shown(faces, frames, panels, video)
-    assert [u["visible"] for u in shown] == [True, True, True, True, False, True], "an image has no video"
+    verdict, badge, faces, json_path, key = out
+    assert [u["visible"] for u in app.module._shown(faces)] == [True, True]
+    frames, panels, plot, video, cleared = app.draw(key, 0.5, progress=_noop)
+    assert [u["visible"] for u in (frames, panels, plot, video)] == [True, True, True, False], "an image has no video"
+    assert cleared is None and app.draw(key, 0.5, progress=_noop)[0]["visible"] is False, "drawn once, then gone"
+    plot = _val(plot)
     assert verdict in VERDICTS and verdict != "ERROR"
     assert verdict.replace("_", " ") in badge
     assert "test-only" in badge, "the weights' warning must be on the badge"
@@ -88,7 +91,9 @@ def test_image_handler_on_real_face(app):
 
 def test_video_handler_writes_playable_mp4(app):
     out = app.analyze_video(str(need_data(*VIDEO)), FRAMES, None, 0.5, 0.4, "confident", progress=_noop)
-    verdict, badge, faces, frames, panels, plot, video, json_path = out
+    verdict, badge, faces, json_path, key = out
+    frames, panels, plot, video, _ = app.draw(key, 0.4, progress=_noop)
+    plot = _val(plot)
     report = json.loads(Path(json_path).read_text())
     assert verdict == report["verdict"] and report["frames_analyzed"] == FRAMES
     assert f"{FRAMES} frame(s) analysed" in badge
@@ -104,7 +109,7 @@ def test_video_handler_writes_playable_mp4(app):
 
 def test_one_model_and_threshold_reach_the_library(app):
     out = app.analyze_image(str(need_data(*IMAGE)), ["efficientnet_b0"], 0.3, 0.5, "mean", progress=_noop)
-    report = json.loads(Path(out[-1]).read_text())
+    report = json.loads(Path(out[3]).read_text())
     assert list(report["models"]) == ["efficientnet_b0"]
     assert report["threshold"] == 0.3 and report["aggregation"] == "mean"
 
@@ -114,8 +119,9 @@ def test_bad_input_is_an_error_verdict_not_a_traceback(app, tmp_path):
     bad.write_text("hello")
     out = app.analyze_image(str(bad), None, 0.5, 0.5, "confident", progress=_noop)
     assert out[0] == "ERROR" and "ERROR" in out[1]
-    assert [u["visible"] for u in app.module._shown(*out[2:5], out[6])] == [True, False, False, False, False, True], \
-        "an ERROR shows its card and the JSON, no empty galleries or plot"
+    assert [u["visible"] for u in app.module._shown(out[2])] == [True, True], "an ERROR shows its card and the JSON"
+    assert out[-1] is None and [u["visible"] for u in app.draw(out[-1], 0.5, progress=_noop)[:4]] == [False] * 4, \
+        "and no empty galleries or plot"
     with pytest.raises(gr.Error):
         app.analyze_image(None, None, 0.5, 0.5, "confident", progress=_noop)
     with pytest.raises(gr.Error):
@@ -162,6 +168,7 @@ def test_gradio_client_matches_cli(app, tiny_weights):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         res = client.predict(handle_file(str(video)), FRAMES, ["efficientnet_b0", "legacy_xception"], 0.5, 0.5,
                              "confident", api_name="/analyze_video")
+        assert len(res) == 4, "the API answers verdict, badge, face cards and the JSON report; drawings are the page's"
         api = json.loads(Path(res[-1]).read_text())
         assert res[0]["label"] == by_kind["video"]["verdict"] == api["verdict"]
         assert api["fake_probability"] == pytest.approx(by_kind["video"]["fake_probability"], abs=1e-4)
@@ -213,13 +220,13 @@ def test_threshold_default_is_the_cards_fitted_one(tiny_weights, tmp_path):
     assert present.library_threshold(0.6, 0.4237) == 0.6
     assert present.library_threshold(0.42, None) == 0.42  # no default known: the slider's value
     image = str(ROOT / "examples" / "astronaut_real.jpg")
-    untouched = json.loads(Path(app.analyze_image(image, names, 0.42, 0.5, "confident", progress=_noop)[-1])
+    untouched = json.loads(Path(app.analyze_image(image, names, 0.42, 0.5, "confident", progress=_noop)[3])
                            .read_text())
     assert untouched["threshold"] == 0.4237  # the Detector's default, not the slider's rounding
-    alone = json.loads(Path(app.analyze_image(image, [names[0]], 0.3, 0.5, "confident", progress=_noop)[-1])
+    alone = json.loads(Path(app.analyze_image(image, [names[0]], 0.3, 0.5, "confident", progress=_noop)[3])
                        .read_text())
     assert alone["threshold"] == 0.3
-    moved = json.loads(Path(app.analyze_image(image, names, 0.6, 0.5, "confident", progress=_noop)[-1]).read_text())
+    moved = json.loads(Path(app.analyze_image(image, names, 0.6, 0.5, "confident", progress=_noop)[3]).read_text())
     assert moved["threshold"] == 0.6
 
 

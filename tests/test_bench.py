@@ -46,5 +46,6 @@ def test_bench_app_row_times_the_app_against_the_library(tiny_weights, data_dir)
     assert out.returncode == 0, out.stderr[-2000:]
     (row,) = [json.loads(line) for line in out.stdout.splitlines()]  # image cases are not app-timed
     assert row["case"] == "video_720p" and row["frames"] == 2 and row["target_ratio"] == 1.15
+    assert row["drawings_s"] > 0, "the page's second step (drawings) is timed beside the answer"
     assert row["library_s"] > 0 and row["app_s"] > 0 and len(row["app_runs_s"]) == 1
     assert abs(row["ratio"] - row["app_s"] / row["library_s"]) < 0.01

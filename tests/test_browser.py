@@ -88,7 +88,7 @@ def test_image_and_video_in_chromium(browser, app_url, detector):
 def _drive(page, app_url, image, video, expect):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(app_url, wait_until="networkidle")
+    page.goto(app_url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open (its gr.State)
     page.wait_for_selector("#analyze-image")
     assert page.locator("#weights-warning").count() == 1, "test-only weights must be flagged on the page"
     page.screenshot(path=str(SHOTS / "01_start.png"), full_page=True)
@@ -154,7 +154,7 @@ def test_no_weights_message_in_chromium(browser, tmp_path):
     empty.mkdir()
     with serve_app(empty, tmp_path / "app", args=["--no-warm-up"]) as (url, _):  # an exit raises
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open (its gr.State)
         box = page.wait_for_selector("#no-weights")
         text = box.inner_text()
         assert "No trained weights" in text and "--weights" in text, text

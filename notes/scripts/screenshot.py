@@ -41,7 +41,7 @@ def main() -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=exe, args=ARGS)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
-            page.goto(url, wait_until="networkidle")
+            page.goto(url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open (its gr.State)
             page.get_by_text(args.example, exact=True).first.click()
             page.wait_for_selector("#image-input img", timeout=30_000)
             page.click("#analyze-image")
