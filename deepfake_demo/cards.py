@@ -33,6 +33,9 @@ __all__ = [
     "card_threshold",
     "card_warnings",
     "reader_markdown",
+    "reader_text",
+    "set_reader_text",
+    "READER_FIELDS",
     "read_loso",
     "loso_markdown",
     "LOSO_FILE",
@@ -244,15 +247,47 @@ def _test(cards: Sequence[ModelCard]) -> Mapping[str, Any]:
 
 
 def how_often_wrong(cards: Sequence[ModelCard]) -> str | None:
-    """One plain sentence of the measured error rates on held-out face crops (the cards' ``test_metrics``,
+    """The measured error rates on held-out face crops in plain counts (the cards' ``test_metrics``,
     written by ``python -m deepfake_demo.evaluate --write-cards``), or None where none were measured."""
     ens = _test(cards).get("faces_test_ensemble") or {}
     v = ens.get("verdicts")
     if not v:
         return None
-    return (f"On held-out FaceForensics++ face crops these models called {_pct(v['real']['FAKE'])} of real faces "
-            f"FAKE and {_pct(v['fake']['REAL'])} of fake faces REAL (the rest UNCERTAIN or right); on media "
-            "from sources they were not trained on, expect them to do worse.")
+    n = lambda x: f"{100 * float(x):.0f}"  # noqa: E731
+    f, r = v["fake"], v["real"]
+    return (f"On FaceForensics++ faces kept out of training: of 100 fake faces these models call about {n(f['FAKE'])} "
+            f"FAKE, are unsure about {n(f['UNCERTAIN'])} and call {n(f['REAL'])} REAL; of 100 real faces they "
+            f"wrongly call {n(r['FAKE'])} FAKE and are unsure about {n(r['UNCERTAIN'])}. On media from sources "
+            "they were not trained on, expect them to do worse.")
+
+
+READER_FIELDS = ("summary", "training_data", "limits", "intended_use")
+
+
+def reader_text(cards: Sequence[ModelCard], ens_card: EnsembleCard | None) -> Mapping[str, str]:
+    """The reader's text about the whole ensemble: the ensemble card's ``reader`` block where it fits
+    these members (``python -m deepfake_demo.cards reader``), else the first member's card fields."""
+    if ens_card is not None and ens_card.fits([c.name for c in cards]) and ens_card.info.get("reader"):
+        return {k: str(v) for k, v in ens_card.info["reader"].items() if k in READER_FIELDS and v}
+    first = cards[0].info if cards else {}
+    return {k: str(first[k]) for k in READER_FIELDS if first.get(k)}
+
+
+def set_reader_text(weights_dir: str | os.PathLike, text: Mapping[str, Any]) -> Path:
+    """Put ``text`` (a mapping of :data:`READER_FIELDS` to plain strings) into ``weights_dir/ensemble.json``
+    as its ``reader`` block; every other key stays as it was. Refuses unknown fields and non-strings."""
+    bad = [k for k, v in text.items() if k not in READER_FIELDS or not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise ValueError(f"reader text: unknown or empty field(s) {', '.join(map(str, bad))}; "
+                         f"expected non-empty strings for {', '.join(READER_FIELDS)}")
+    path = Path(weights_dir) / ENSEMBLE_CARD
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no ensemble card to add reader text to")
+    card = json.loads(path.read_text())
+    card["reader"] = dict(text)
+    path.write_text(json.dumps(card, indent=2, default=float) + "\n")
+    read_ensemble_card(weights_dir)
+    return path
 
 
 LOSO_FILE = "loso.json"  # beside the cards: python -m deepfake_demo.training.loso table --out weights/loso.json
@@ -291,7 +326,7 @@ def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None,
     its commands in code blocks."""
     if not cards:
         return "No model card: no weights are loaded."
-    first = cards[0].info
+    first = reader_text(cards, ens_card)
     out = ["### What these models are", ""]
     if any(c.warning for c in cards):
         out += [f"> **Warning: {c.name}: {c.warning}**" for c in cards if c.warning] + [""]
@@ -302,15 +337,22 @@ def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None,
     test = _test(cards)
     wrong = how_often_wrong(cards)
     rows = []
-    for key, title in (("faces_test_ensemble", "FaceForensics++ face crops (faces/test)"),
-                       ("dfdc_held_out_ensemble", "DFDC faces (held-out originals)")):
+    for key, title in (("faces_test_ensemble", "FaceForensics++ face swaps and re-enactments (faces/test)"),
+                       ("dfdc_held_out_ensemble", "DFDC face swaps (held-out originals)"),
+                       ("synthetic_held_out_ensemble", "StyleGAN-generated faces against real FFHQ photos "
+                                                       "(held-out)")):
         if test.get(key):
             rows.append(f"| {title} | {_fmt(test[key].get('auc'))} | {_fmt(test[key].get('ece'))} | "
                         f"{test[key].get('n', '-')} |")
     if wrong or rows:
         out += ["### How often they are wrong", ""] + ([wrong, ""] if wrong else [])
     if rows:
-        out += ["| held-out data | AUC | calibration error (ECE) | n |", "|---|---|---|---|", *rows, ""]
+        out += ["How to read the table: the ranking score (AUC) is the chance that a random fake face scores "
+                "above a random real one (0.5 is a coin toss, 1.0 perfect); the calibration error (ECE) is how "
+                "far the stated probabilities are off on average (0.10 = 10 points). Faces tested were kept "
+                "out of training.", "",
+                "| faces tested (never trained on) | ranking score (AUC) | calibration error (ECE) | faces |",
+                "|---|---|---|---|", *rows, ""]
     out += loso_markdown(loso if loso is not None else read_loso(cards[0].weights_path.parent))
     if first.get("limits"):
         out += ["### Where they fail", "", str(first["limits"]), ""]
@@ -369,3 +411,27 @@ def model_card_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | Non
     out += ["## Evaluation", "", results_md, "",
             "![ROC on faces/test](roc_faces_test.png) ![Reliability on faces/test](reliability_faces_test.png)", ""]
     return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m deepfake_demo.cards reader WEIGHTS_DIR TEXT.json``: set the reader's text of the
+    ensemble card (what the app's Model card tab and weights/README.md open with)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m deepfake_demo.cards", description=main.__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("reader", help="set the ensemble card's reader text from a JSON file")
+    r.add_argument("weights_dir")
+    r.add_argument("text_json")
+    args = ap.parse_args(argv)
+    try:
+        out = set_reader_text(args.weights_dir, json.loads(Path(args.text_json).read_text()))
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -367,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if synth:
                 key = "synthetic_held_out" if gan_seen else "synthetic_out_of_domain"
                 test[key] = {k: synth["metrics"][card.name][k] for k in ("auc", "ece", "n")}
+                test[key + "_ensemble"] = {k: synth["metrics"][ENSEMBLE][k] for k in ("auc", "ece", "n")}
             if dfdc:
                 test["dfdc_held_out"] = {k: dfdc["metrics"][card.name][k] for k in ("auc", "ece", "n")}
                 test["dfdc_held_out_ensemble"] = {k: dfdc["metrics"][ENSEMBLE][k] for k in ("auc", "ece", "n")}

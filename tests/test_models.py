@@ -184,3 +184,45 @@ def test_verdict_shares_follow_the_apps_band():
     assert v["fake"] == {"FAKE": 0.5, "REAL": 0.0, "UNCERTAIN": 0.5}
     narrow = verdict_shares(labels, probs, 0.9, band=0.15)  # the band narrows near 1: 0.85-0.95
     assert narrow["real"]["REAL"] == 1.0
+
+
+def test_reader_text_comes_from_the_ensemble_card_once_for_all_members(tiny_weights, tmp_path):
+    """The reader's part of the card speaks for the ensemble: `python -m deepfake_demo.cards reader` puts
+    it into ensemble.json, and it wins over the members' own fields (which, before it, were shown from
+    whichever member sorted first); unknown fields are refused with a message and exit 2."""
+    import shutil
+
+    from deepfake_demo.cards import main as cards_main
+    from deepfake_demo.cards import read_ensemble_card, reader_markdown
+
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    cards = read_cards(d)
+    (d / "ensemble.json").write_text(json.dumps({"members": sorted(c.name for c in cards), "temperature": 1.0,
+                                                 "threshold": 0.5, "member_sha256": {c.name: c.sha256 for c in cards}}))
+    text = tmp_path / "reader.json"
+    text.write_text(json.dumps({"summary": "Two networks look at each face.", "limits": "Weak on new fakes."}))
+    assert cards_main(["reader", str(d), str(text)]) == 0
+    ens = read_ensemble_card(d)
+    md = reader_markdown(cards, ens)
+    assert "Two networks look at each face." in md and "### Where they fail\n\nWeak on new fakes." in md
+    before = json.loads((d / "ensemble.json").read_text())
+    text.write_text(json.dumps({"summary": "x", "colour": "blue"}))
+    assert cards_main(["reader", str(d), str(text)]) == 2
+    assert json.loads((d / "ensemble.json").read_text()) == before, "a refused text changes nothing"
+    # an ensemble card for other members does not speak for these
+    other = type(ens)(("someone_else",), 1.0, 0.5, info=ens.info)
+    assert "Two networks" not in reader_markdown(cards, other)
+
+
+def test_how_often_wrong_says_it_in_counts_out_of_100():
+    from types import SimpleNamespace
+
+    from deepfake_demo.cards import how_often_wrong
+
+    v = {"real": {"FAKE": 0.1, "UNCERTAIN": 0.35, "REAL": 0.55}, "fake": {"FAKE": 0.57, "UNCERTAIN": 0.27, "REAL": 0.16}}
+    card = SimpleNamespace(info={"test_metrics": {"faces_test_ensemble": {"verdicts": v}}})
+    s = how_often_wrong([card])
+    assert "of 100 fake faces these models call about 57 FAKE, are unsure about 27 and call 16 REAL" in s
+    assert "of 100 real faces they wrongly call 10 FAKE and are unsure about 35" in s
+    assert how_often_wrong([SimpleNamespace(info={})]) is None
