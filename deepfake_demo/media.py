@@ -44,7 +44,6 @@ class Media:
     fps: float | None = None
     frame_count: int | None = None
     duration_s: float | None = None
-    rotation_deg: int = 0
     warnings: tuple[str, ...] = ()
 
 
@@ -258,7 +257,7 @@ def load_video(
         raise MediaError("no frame of the video could be decoded (truncated or corrupt file)")
     fh, fw = frames[0].image.shape[:2]
     return Media("video", fw, fh, tuple(frames), fps=fps, frame_count=count, duration_s=duration,
-                 rotation_deg=manual_rotation, warnings=warnings)
+                 warnings=warnings)
 
 
 def _read_sampled(
