@@ -1,6 +1,6 @@
 """Reliability harness: ``python -m deepfake_demo.stress fuzz|large``.
 
-``fuzz --n N [--seed S] [--timeout-s T] [--out DIR] [--weights DIR]`` mutates
+``fuzz --n N [--seed S] [--start K] [--timeout-s T] [--out DIR] [--weights DIR]`` mutates
 real media (the shared images and videos, the project's own ``examples/``),
 writes each case to DIR and analyses it in a long-lived worker subprocess with
 a per-file time limit: a worker that dies is a *crash*, one over the limit a
@@ -614,7 +614,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     weights = args.weights or str(tiny_weights(Path(tempfile.mkdtemp(prefix="weights_", dir=out))))
     seeds = collect_seeds()
     t = time.perf_counter()
-    cases = (make_case(seeds, args.seed, i) for i in range(args.n))
+    cases = (make_case(seeds, args.seed, i) for i in range(args.start, args.start + args.n))
 
     def progress(k: int) -> None:
         if not args.quiet and (k % 50 == 0 or k == args.n):
@@ -623,7 +623,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     outcomes = run_cases(cases, out, weights, args.frames, args.timeout_s, args.keep, progress)
     summary = {"command": "python -m deepfake_demo.stress " + " ".join(sys.argv[1:] if args.argv is None
                                                                        else args.argv),
-               "seed": args.seed, "n": args.n, "timeout_s": args.timeout_s, "frames": args.frames,
+               "seed": args.seed, "start": args.start, "n": args.n, "timeout_s": args.timeout_s, "frames": args.frames,
                "seeds": [s.name for s in seeds], **summarize(outcomes, time.perf_counter() - t),
                "outcomes": [asdict(o) for o in outcomes]}
     (out / "fuzz.json").write_text(json.dumps(summary, indent=1))
@@ -761,6 +761,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     f = sub.add_parser("fuzz", help="mutate real media and analyse each file with a time limit")
     f.add_argument("--n", type=int, default=200, help="files to make and analyse (default 200)")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--start", type=int, default=0,
+                   help="first case index (default 0): a long campaign runs in chunks, e.g. --start 1000 --n 1000, "
+                        "and chunks of one seed never repeat a case")
     f.add_argument("--timeout-s", type=float, default=60.0, help="per-file limit (default 60 s)")
     f.add_argument("--frames", type=int, default=4, help="frames sampled per video (default 4)")
     f.add_argument("--out", help="results folder, outside the repository (default: a new temp folder)")

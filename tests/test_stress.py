@@ -178,3 +178,13 @@ def test_no_unpickling_on_the_inference_path():
     found = {m: _unsafe_loads((PKG / f"{m}.py").read_text()) for m in sorted(seen)}
     assert not any(found.values()), {m: v for m, v in found.items() if v}
     assert "from safetensors.torch import load_file" in (PKG / "models.py").read_text()
+
+
+def test_fuzz_chunks_continue_a_campaign_where_the_last_one_stopped(tmp_path, tiny_weights):
+    """--start K --n N analyses cases K..K+N-1 of the seed: a long campaign (N = 10,000) runs in chunks
+    that never repeat a case, and fuzz.json says which chunk it was."""
+    rc = stress.main(["fuzz", "--start", "7", "--n", "2", "--frames", "1", "--timeout-s", "120", "--quiet",
+                      "--weights", str(tiny_weights), "--out", str(tmp_path / "f")])
+    res = json.loads((tmp_path / "f" / "fuzz.json").read_text())
+    assert rc in (0, 1) and res["start"] == 7 and res["n"] == 2
+    assert sorted(o["file"][:5] for o in res["outcomes"]) == ["00007", "00008"]
