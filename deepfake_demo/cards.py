@@ -37,6 +37,7 @@ __all__ = [
     "set_reader_text",
     "READER_FIELDS",
     "read_loso",
+    "write_test_metrics",
     "loso_markdown",
     "LOSO_FILE",
     "how_often_wrong",
@@ -191,6 +192,16 @@ def write_card(path: str | os.PathLike, spec: ModelSpec, weights_file: str | os.
     }
     Path(path).write_text(json.dumps(card, indent=2) + "\n")
     return card
+
+
+def write_test_metrics(card_path: str | os.PathLike, test: Mapping[str, Any], evaluate_command: str) -> None:
+    """Put held-out test figures (``test_metrics``) and the command that measured them into one member
+    card; every other key stays as it was."""
+    path = Path(card_path)
+    info = json.loads(path.read_text())
+    info["test_metrics"] = json.loads(json.dumps(test, default=float))
+    info["evaluate_command"] = evaluate_command
+    path.write_text(json.dumps(info, indent=2) + "\n")
 
 
 def write_ensemble_card(weights_dir: str | os.PathLike, cards: Sequence[ModelCard], weights: Mapping[str, float],

@@ -357,9 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "results.md").write_text(md)
     print(md)
     if args.write_cards:
+        from .cards import write_test_metrics
+
         for card in ens.cards:
-            path = Path(wdir) / f"{card.name}.json"
-            info = json.loads(path.read_text())
             test = {}
             if crops:
                 test["faces_test"] = crops["metrics"][card.name]
@@ -374,9 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if videos:
                 test["videos"] = {"frames": videos["frames"], "auc_ensemble": videos["auc"].get(ENSEMBLE),
                                   "auc_member": videos["auc"].get(card.name)}
-            info["test_metrics"] = json.loads(json.dumps(test, default=float))
-            info["evaluate_command"] = EVALUATE_COMMAND
-            path.write_text(json.dumps(info, indent=2) + "\n")
+            write_test_metrics(Path(wdir) / f"{card.name}.json", test, EVALUATE_COMMAND)
         print(f"wrote test figures into {len(ens.cards)} card(s) in {wdir}")
     if args.model_card:
         import shutil

@@ -226,3 +226,23 @@ def test_how_often_wrong_says_it_in_counts_out_of_100():
     assert "of 100 fake faces these models call about 57 FAKE, are unsure about 27 and call 16 REAL" in s
     assert "of 100 real faces they wrongly call 10 FAKE and are unsure about 35" in s
     assert how_often_wrong([SimpleNamespace(info={})]) is None
+
+
+def test_test_metrics_go_into_a_card_without_touching_the_rest(tiny_weights, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from deepfake_demo.cards import write_test_metrics
+
+    d = tmp_path / "w"
+    shutil.copytree(tiny_weights, d)
+    path = sorted(p for p in d.glob("*.json"))[0]
+    before = json.loads(path.read_text())
+    write_test_metrics(path, {"faces_test": {"auc": np.float64(0.81), "n": 624}}, "python -m deepfake_demo.evaluate")
+    after = json.loads(path.read_text())
+    assert after["test_metrics"] == {"faces_test": {"auc": 0.81, "n": 624}}
+    assert after["evaluate_command"] == "python -m deepfake_demo.evaluate"
+    assert {k: v for k, v in after.items() if k not in ("test_metrics", "evaluate_command")} == \
+           {k: v for k, v in before.items() if k not in ("test_metrics", "evaluate_command")}
+    assert read_cards(d), "the card still loads (its sha256 check passes)"
