@@ -1,6 +1,6 @@
 """Grad-CAM maps in face and frame geometry, and their overlays.
 
-The maps themselves come from pytorch-grad-cam inside ``models.Ensemble.run``
+The maps themselves come from pytorch-grad-cam inside ``models.Ensemble.score_member``
 (head-only gradient); here they are moved between crop regions, combined
 across members and drawn. All functions are pure: arrays in, arrays out.
 """

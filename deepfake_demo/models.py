@@ -157,7 +157,7 @@ def to_model_input(crops, spec: ModelSpec, device) -> torch.Tensor:
 
 
 class Ensemble:
-    """The loaded members. ``run`` scores crops that were cut to each member's spec."""
+    """The loaded members. ``score_member`` scores crops that were cut to one member's spec."""
 
     def __init__(self, cards: Sequence[ModelCard], models: Sequence[Any], device: str,
                  ensemble_card: EnsembleCard | None = None):
@@ -203,7 +203,8 @@ class Ensemble:
         return ensemble_probability([member_probs[n] for n in names], weights=[w[n] for n in names],
                                     temperature=self.temperature(names))
 
-    def run(self, name: str, crops: np.ndarray, with_cam: bool = True, batch_size: int | None = None) -> MemberOutput:
+    def score_member(self, name: str, crops: np.ndarray, with_cam: bool = True,
+                     batch_size: int | None = None) -> MemberOutput:
         """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
 
         The backbone runs without autograd (bf16 autocast on CUDA); Grad-CAM
@@ -242,6 +243,9 @@ class Ensemble:
         lg = np.concatenate(logits) if logits else np.zeros(0, np.float32)
         probs = 1.0 / (1.0 + np.exp(-lg / card.spec.temperature))
         return MemberOutput(lg, probs.astype(np.float32), np.concatenate(cams) if cams else None)
+
+    # Deprecated: the old name, kept until deepfake_demo/evaluate.py and tests/test_training.py call score_member.
+    run = score_member
 
 
 def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",

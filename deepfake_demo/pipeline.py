@@ -336,7 +336,7 @@ class _Run:
                 details = [face_detail(c) for c in crops]
             t = self._timed("crop", t)
             self.progress(0.45 + 0.5 * mi / len(self.plan.names), f"scoring {len(flat)} face crop(s) with {name}")
-            member[name] = self.det.ensemble.run(name, crops, with_cam=self.plan.heatmaps)
+            member[name] = self.det.ensemble.score_member(name, crops, with_cam=self.plan.heatmaps)
             self._timed(f"model:{name}", t)
 
         if details is None:  # no member crops at that framing

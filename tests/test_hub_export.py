@@ -93,7 +93,7 @@ def test_timm_scores_the_export_like_the_library(ensemble, exported):
 
     for card in ensemble.cards:
         crops = _crops(card.spec.input_size)
-        ours = ensemble.run(card.name, crops, with_cam=False).logits
+        ours = ensemble.score_member(card.name, crops, with_cam=False).logits
         model = timm.create_model(f"local-dir:{exported[card.name]}", pretrained=True).eval()
         _assert_same_logits(_timm_logits(model, crops), ours)
 
@@ -125,7 +125,7 @@ def test_hf_hub_id_loads_from_an_offline_cache(ensemble, exported, tmp_path, mon
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     model = timm.create_model("hf-hub:someone/deepfake-demo-member", pretrained=True, cache_dir=tmp_path).eval()
     crops = _crops(card.spec.input_size, seed=1)
-    _assert_same_logits(_timm_logits(model, crops), ensemble.run(card.name, crops, with_cam=False).logits)
+    _assert_same_logits(_timm_logits(model, crops), ensemble.score_member(card.name, crops, with_cam=False).logits)
 
 
 def test_config_holds_only_fields_timm_knows(ensemble):

@@ -65,7 +65,7 @@ def test_shipped_ensemble_separates_held_out_crops(shipped):
         sp = card.spec
         crops = np.stack([crop_face(im, b, sp.crop_margin, sp.input_size, sp.interpolation)
                           for im, b in zip(images, boxes)])
-        probs[card.name] = shipped.run(card.name, crops, with_cam=False).probs
+        probs[card.name] = shipped.score_member(card.name, crops, with_cam=False).probs
     from deepfake_demo.aggregate import ensemble_probability
 
     ens = ensemble_probability(probs)

@@ -41,11 +41,11 @@ def setup(out: bool = True, description: str | None = None):
 
 
 def score(ens, card, images: np.ndarray):
-    """``ens.run`` on 160 px crops resized to the member's input size, no heatmaps: its MemberOutput."""
+    """``ens.score_member`` on 160 px crops resized to the member's input size, no heatmaps: its MemberOutput."""
     from deepfake_demo.training.augment import resize_to
 
     crops = np.stack([resize_to(i, card.spec.input_size) for i in images])
-    return ens.run(card.name, crops, with_cam=False, batch_size=64)
+    return ens.score_member(card.name, crops, with_cam=False, batch_size=64)
 
 
 if __name__ == "__main__":
