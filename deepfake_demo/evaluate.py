@@ -109,7 +109,7 @@ def evaluate_crops(ensemble, groups: Sequence[str], threshold: float, cache_size
     for card in ensemble.cards:
         crops, y, g = _member_crops(card.spec, groups, cache_size, data_root, subsets, transform)
         t = time.time()
-        out = ensemble.run(card.name, crops, with_cam=False, batch_size=32)
+        out = ensemble.score_member(card.name, crops, with_cam=False, batch_size=32)
         print(f"{card.name}: {len(crops)} crops in {time.time() - t:.1f} s", flush=True)
         probs[card.name] = out.probs.astype(np.float64)
         labels, groups_arr = y, g

@@ -204,7 +204,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     assert info["validation"]["auc_ffpp"] == pytest.approx(rec["val_auc_ffpp"])
     ens = load_ensemble(tmp_path / "weights")  # strict load + sha256 check, as inference does
     crops = np.zeros((2, 64, 64, 3), np.uint8)
-    out = ens.run("efficientnet_b0", crops, with_cam=False)
+    out = ens.score_member("efficientnet_b0", crops, with_cam=False)
     assert out.probs.shape == (2,) and np.all((out.probs > 0) & (out.probs < 1))
 
     # a second member on the same validation split, then the ensemble's own calibration
