@@ -244,7 +244,7 @@ class Ensemble:
         probs = 1.0 / (1.0 + np.exp(-lg / card.spec.temperature))
         return MemberOutput(lg, probs.astype(np.float32), np.concatenate(cams) if cams else None)
 
-    # Deprecated: the old name, kept until deepfake_demo/evaluate.py and tests/test_training.py call score_member.
+    # Deprecated old name; no caller in the repo uses it any more (evaluate.py and test_training.py moved), so it can go.
     run = score_member
 
 
