@@ -55,28 +55,30 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
     from .export import save_member
     from .loop import load_run, predict_logits
 
-    model, cfg, ck = load_run(run_dir, which)
-    if "val_logits" in ck:
-        vl, vy, vg = np.asarray(ck["val_logits"]), np.asarray(ck["val_labels"]), ck.get("val_groups")
+    model, cfg, checkpoint = load_run(run_dir, which)
+    if "val_logits" in checkpoint:
+        val_logits, val_labels = np.asarray(checkpoint["val_logits"]), np.asarray(checkpoint["val_labels"])
+        val_groups = checkpoint.get("val_groups")
     else:
         data = load_train_data(cfg)
-        vl, vy, vg = predict_logits(model, data.val_images, member_spec(cfg)), data.val_labels, data.val_groups
-    cal = calibration(vy, vl, vg)
+        val_logits = predict_logits(model, data.val_images, member_spec(cfg))
+        val_labels, val_groups = data.val_labels, data.val_groups
+    cal = calibration(val_labels, val_logits, val_groups)
     temp = cal.pop("temperature")
-    thr = _decision_threshold(vy, sigmoid(vl / temp), threshold)
+    thr = _decision_threshold(val_labels, sigmoid(val_logits / temp), threshold)
     spec = member_spec(cfg, temperature=round(temp, 4), threshold=round(thr, 4))
     for k in ("log_loss_before", "ece_before", "acc"):
         cal.pop(k)
-    val = {**cal, "epoch": int(ck["epoch"]) + 1}
+    val = {**cal, "epoch": int(checkpoint["epoch"]) + 1}
     if threshold is not None:
         card_info.setdefault("threshold_rule", THRESHOLD_RULE)
-    if "averaged_epochs" in ck:
-        card_info.setdefault("averaged_epochs", ck["averaged_epochs"])
-    if "train_img_per_s" in (ck.get("metrics") or {}):
-        card_info.setdefault("train_img_per_s", round(float(ck["metrics"]["train_img_per_s"]), 1))
+    if "averaged_epochs" in checkpoint:
+        card_info.setdefault("averaged_epochs", checkpoint["averaged_epochs"])
+    if "train_img_per_s" in (checkpoint.get("metrics") or {}):
+        card_info.setdefault("train_img_per_s", round(float(checkpoint["metrics"]["train_img_per_s"]), 1))
     return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
-                       validation=val, loss=cfg.loss, epochs_trained=int(ck["epoch"]) + 1,
-                       train_config=ck["config"], **card_info)
+                       validation=val, loss=cfg.loss, epochs_trained=int(checkpoint["epoch"]) + 1,
+                       train_config=checkpoint["config"], **card_info)
 
 
 def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -112,17 +114,17 @@ def _checkpoint_val_logits(path: Path, cards: dict, weights_dir: Path):
     was exported from exactly this checkpoint."""
     import torch
 
-    ck = torch.load(path if path.is_file() else path / "best.pt", map_location="cpu", weights_only=False)
-    cfg = TrainConfig.from_dict(ck["config"])
+    checkpoint = torch.load(path if path.is_file() else path / "best.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig.from_dict(checkpoint["config"])
     name = cfg.arch
     if name not in cards:
         raise ValueError(f"{path}: no card {name}.json in {weights_dir}; export the member first")
-    y = np.asarray(ck["val_labels"])
+    val_labels = np.asarray(checkpoint["val_labels"])
     card_val = cards[name].info.get("validation") or {}
-    same_auc = abs(card_val.get("auc", -1.0) - roc_auc(y, ck["val_logits"])) <= 1e-9
-    if card_val.get("epoch") != int(ck["epoch"]) + 1 or not same_auc:
+    same_auc = abs(card_val.get("auc", -1.0) - roc_auc(val_labels, checkpoint["val_logits"])) <= 1e-9
+    if card_val.get("epoch") != int(checkpoint["epoch"]) + 1 or not same_auc:
         raise ValueError(f"{path}: the card {name}.json was not exported from this checkpoint")
-    return name, ck["val_logits"], y, ck.get("val_groups"), cfg
+    return name, checkpoint["val_logits"], val_labels, checkpoint.get("val_groups"), cfg
 
 
 def fit_member_weights(labels: np.ndarray, calibrated: Sequence[np.ndarray], steps: int = 2000) -> np.ndarray:
@@ -171,29 +173,29 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     split_cfg: TrainConfig | None = None
     for rd in run_dirs:  # runs first: the first run's split is the split card-named members are scored on
         if Path(rd).exists():
-            name, vl, y, g, cfg = _checkpoint_val_logits(Path(rd), cards, weights_dir)
+            name, val_logits, val_labels, val_groups, cfg = _checkpoint_val_logits(Path(rd), cards, weights_dir)
             split_cfg = split_cfg or cfg
         elif str(rd) in cards:
-            name, vl, y, g = str(rd), None, None, None
+            name, val_logits, val_labels, val_groups = str(rd), None, None, None
         else:
             raise ValueError(f"{rd}: neither a run directory, a checkpoint file nor a member card in {weights_dir}")
         if name in found:
             raise ValueError(f"{rd}: member {name} given twice")
-        found[name] = (vl, y, g)
+        found[name] = (val_logits, val_labels, val_groups)
         order.append(name)
     for name in order:
         if found[name][0] is None:
             found[name] = exported_val_logits(cards[name], split_cfg)
     calibrated, labels, groups = [], None, None
     for name in order:
-        vl, y, g = found[name]
-        if labels is not None and not np.array_equal(labels, y):
+        val_logits, val_labels, val_groups = found[name]
+        if labels is not None and not np.array_equal(labels, val_labels):
             raise ValueError(f"{name}: validation split differs from the other members'")
-        if groups is not None and g is not None and list(groups) != list(g):
+        if groups is not None and val_groups is not None and list(groups) != list(val_groups):
             raise ValueError(f"{name}: validation split differs from the other members' (its groups)")
-        labels = np.asarray(y)
-        groups = g if g is not None else groups
-        calibrated.append(np.asarray(vl, np.float64) / cards[name].spec.temperature)
+        labels = np.asarray(val_labels)
+        groups = val_groups if val_groups is not None else groups
+        calibrated.append(np.asarray(val_logits, np.float64) / cards[name].spec.temperature)
     w = np.full(len(order), 1.0 / len(order)) if equal_weights else fit_member_weights(labels, calibrated)
     w = np.round(w, 4) / np.round(w, 4).sum()  # the weights the card gives, as inference will use them
     z = np.tensordot(w, np.stack(calibrated), axes=1)  # what aggregate.ensemble_probability combines

@@ -188,6 +188,10 @@ class EpochSet:
     A flag left at 0 changes no draw: a plan without FFHQ, StyleGAN or DFDC is draw for draw
     the plan of the runs made before those pools existed."""
 
+    # ``sbi_src`` holds a self-blend's source as an index into ``pools`` (FF++ reals, UTKFace, then FFHQ
+    # and DFDC reals when they are used)
+    POOL_REAL_FFPP = 0
+
     def __init__(self, data: TrainData, cfg: TrainConfig, epoch: int):
         self.d, self.cfg, self.epoch = data, cfg, epoch
         rng = np.random.default_rng([cfg.seed, epoch, 7])
@@ -230,7 +234,8 @@ class EpochSet:
             self.index[m] = rng.integers(0, sizes[k], m.sum()) if m.any() else 0
         m = self.kind == Kind.SBI
         if len(pools) == 2:  # the draws of the runs before FFHQ existed, kept exactly
-            self.index[m] = np.where(self.sbi_src[m] == 0, rng.integers(0, sizes[Kind.REAL_FFPP], m.sum()),
+            from_ffpp = self.sbi_src[m] == self.POOL_REAL_FFPP  # else from UTKFace
+            self.index[m] = np.where(from_ffpp, rng.integers(0, sizes[Kind.REAL_FFPP], m.sum()),
                                      rng.integers(0, sizes[Kind.REAL_UTK], m.sum()))
         else:
             for src, pool in enumerate(pools):

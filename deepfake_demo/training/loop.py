@@ -61,8 +61,8 @@ def load_weights(path: str) -> dict:
         from safetensors.torch import load_file
 
         return load_file(path)
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    return ck["model"] if isinstance(ck, dict) and "model" in ck else ck
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    return checkpoint["model"] if isinstance(checkpoint, dict) and "model" in checkpoint else checkpoint
 
 
 def _one_thread_worker(_worker_id: int) -> None:
@@ -178,11 +178,12 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     start_epoch, step, best, prior_s = 0, 0, {"val_auc": -1.0}, 0.0
     last = run_dir / "last.pt"
     if cfg.resume and last.exists():
-        ck = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        start_epoch, step, best, prior_s = ck["epoch"] + 1, ck["step"], ck["best"], ck.get("elapsed_s", 0.0)
+        checkpoint = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(checkpoint["model"])
+        opt.load_state_dict(checkpoint["opt"])
+        sched.load_state_dict(checkpoint["sched"])
+        start_epoch, step, best = checkpoint["epoch"] + 1, checkpoint["step"], checkpoint["best"]
+        prior_s = checkpoint.get("elapsed_s", 0.0)
         print(f"resumed {last} at epoch {start_epoch}, step {step}")
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
 
@@ -272,8 +273,8 @@ def load_run(run_dir: str | Path, which: str = "best"):
     import timm
     import torch
 
-    ck = torch.load(Path(run_dir) / f"{which}.pt", map_location="cpu", weights_only=False)
-    cfg = TrainConfig.from_dict(ck["config"])
+    checkpoint = torch.load(Path(run_dir) / f"{which}.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig.from_dict(checkpoint["config"])
     model = timm.create_model(cfg.arch, pretrained=False, num_classes=1)
-    model.load_state_dict(ck["model"])
-    return model.eval(), cfg, ck
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), cfg, checkpoint
