@@ -163,9 +163,10 @@ class DecisionSettings:
     # far away) is upscaled and judged on detail the models never had.
     decisive_face_px: int = 64
     # A face whose median detail (faces.face_detail) is below this is reported as soft: 4.2 is the
-    # 2nd percentile of the FF++ originals the models trained on (notes/scripts/sharpness.py). About
-    # 2 % of faces/test crops fall below it as they are, and about 9 in 10 once blurred at sigma 2, where
-    # the shipped pair calls a third of the real faces FAKE (notes/training.md, "Soft faces").
+    # 2nd percentile of the FF++ originals the models trained on (notes/scripts/sharpness.py). Few
+    # faces/test crops fall below it as they are and most do once blurred at sigma 2, where the shipped
+    # pair calls many real faces FAKE; how often it fires, as they are and blurred, is measured in
+    # notes/experiments/2026-11-23-soft-face-warning/README.md.
     soft_face_detail: float = 4.2
 
 

@@ -190,7 +190,8 @@ def load_video(
     """Decode ``n_frames`` evenly spaced frames.
 
     Frames are skipped with ``grab()`` and only the sampled ones are decoded with
-    ``retrieve()``: seeking with ``CAP_PROP_POS_FRAMES`` is ~14x slower.
+    ``retrieve()``: seeking with ``CAP_PROP_POS_FRAMES`` is far slower (notes/performance.md,
+    "What is already there").
     Rotation metadata is applied so portrait clips come out upright.
     """
     p = Path(path)

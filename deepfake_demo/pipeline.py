@@ -161,9 +161,9 @@ class Detector:
         the GIL), so one more input's frames are held than the caller keeps
         (each yielded Report holds its own frames until dropped). The default
         (None) does so only on CUDA, where the models leave the CPU free: on a
-        2-core CPU the two stages fight over the same cores and a batch of the
-        13 shared videos took 15 % longer (``python -m deepfake_demo.bench
-        --batch``). ``progress_for(source)``, if given, returns that input's
+        2-core CPU the two stages fight over the same cores and a batch takes
+        longer, not less (measured with ``python -m deepfake_demo.bench --batch``:
+        notes/performance.md, "Change 4"). ``progress_for(source)``, if given, returns that input's
         progress callback; ``options`` and ``kwargs`` (its fields) are :meth:`analyze`'s.
         """
         items = list(sources)
@@ -228,11 +228,11 @@ def _cudnn_off_on_gpu(device: str):
     """On CUDA, run an analysis with cuDNN off (only ``torch.backends.cudnn.enabled``
     is touched: the first analysis to start saves it, the last to finish restores it).
     cuDNN picks and caches kernels per input shape, and every upload brings new
-    ones (its frame size, MTCNN's candidate counts, the number of face crops): on an
-    H100 a first analysis of each of 6 shared videos took 3.0 s each with cuDNN and
-    1.05 s without (one-off start-up included); a repeat of the same videos, with every shape cached, 0.77 s
-    with it and 0.88 s without (notes/performance.md). Users upload new media, so
-    the first figure is the one that counts."""
+    ones (its frame size, MTCNN's candidate counts, the number of face crops): on a
+    GPU a first analysis of new media is much faster without cuDNN, and a repeat of
+    media already seen, with every shape cached, a little slower (notes/performance.md,
+    "Change 6: cuDNN off for analyses on a GPU"). Users upload new media, so the
+    first case is the one that counts."""
     global _CUDNN_USERS, _CUDNN_SAVED
     if not str(device).startswith("cuda"):
         yield

@@ -39,9 +39,10 @@ def _reframe(image: np.ndarray, rng: np.random.Generator, max_shift: float, scal
 def soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A strong loss of detail, beyond :func:`augment`'s mild blur and downscale:
     a Gaussian blur of sigma 1.5-3 px at 160 px, or a face only 20-40 % as wide
-    as the crop (a small face in a frame, heavy video compression). The shipped
-    members had never seen faces this soft and called 46 % of blurred (sigma 2)
-    real faces FAKE (notes/training.md, "Degraded faces"). Applied to real and
+    as the crop (a small face in a frame, heavy video compression). The members
+    shipped before it had never seen faces this soft and called many blurred real
+    faces FAKE (notes/experiments/2026-11-23-robustness/README.md; what softening
+    changed: notes/experiments/2026-11-23-soften-finetune/README.md). Applied to real and
     fake samples alike, it teaches that such a face carries little evidence
     either way, instead of a FAKE."""
     h = image.shape[0]

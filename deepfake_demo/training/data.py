@@ -125,7 +125,7 @@ def crop_group(paths: Sequence[Path], size: int, margin: float, detector=None,
     from ..config import DETECTOR
 
     # the shared images are face crops/chips: the face fills them, so the
-    # pyramid need not search for small faces (5x faster, same detector)
+    # pyramid need not search for small faces (it skips its largest, costliest scales; same detector)
     settings = replace(DETECTOR, mtcnn_min_face_size=max(DETECTOR.mtcnn_min_face_size, 60))
     det = detector if detector is not None else load_face_detector("cpu", settings)
     n = len(paths)
