@@ -76,9 +76,9 @@ def _floor(det, media, tracks_boxes) -> dict[str, float]:
     for card, model in zip(det.ensemble.cards, det.ensemble.models):
         spec = card.spec
         crops = np.stack([crop_face(frames[i], b, spec.crop_margin, spec.input_size) for i, b in tracks_boxes])
-        from .models import to_model_input as _to_tensor
+        from .models import to_model_input
 
-        x = _to_tensor(crops, spec, det.device)
+        x = to_model_input(crops, spec, det.device)
         t = time.perf_counter()
         with torch.inference_mode():
             for k in range(0, len(x), 16):

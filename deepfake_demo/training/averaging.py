@@ -7,7 +7,7 @@ from typing import Sequence
 
 from .calibrate import calibration
 from .config import TrainConfig, member_spec
-from .dataset import EpochSet, load_train_data, normalize
+from .dataset import EpochSet, load_train_data
 from .loop import predict_logits
 
 __all__ = ["average_checkpoints"]
@@ -29,6 +29,8 @@ def average_checkpoints(checkpoints: Sequence[str | Path], run_dir: str | Path, 
     import timm
     import torch
     from torch.utils.data import DataLoader
+
+    from ..models import to_model_input
 
     run_dir = Path(run_dir)
     if not checkpoints:
@@ -58,7 +60,7 @@ def average_checkpoints(checkpoints: Sequence[str | Path], run_dir: str | Path, 
     model.train()
     with torch.no_grad():
         for x, _ in DataLoader(ds, batch_size=cfg.batch_size, num_workers=cfg.workers):
-            model(normalize(x, spec, "cpu"))
+            model(to_model_input(x, spec, "cpu"))
     vl = predict_logits(model, data.val_images, spec)
     yv = data.val_labels
     cal = calibration(yv, vl, data.val_groups)

@@ -9,7 +9,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..config import ModelSpec
 from .augment import augment, soften
 from .config import FAKE_GROUPS, REAL_GROUPS, SPLIT_SEED, TrainConfig, member_spec
 from .data import (CACHE_DIR, DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, cache_path, dfdc_split, load_group,
@@ -18,7 +17,7 @@ from .mesh import load_oval
 from .metrics import roc_auc
 from .sbi import blend_landmarks, self_blend
 
-__all__ = ["Kind", "TrainData", "load_train_data", "EpochSet", "normalize", "ffpp_val_mask", "ffpp_val_auc",
+__all__ = ["Kind", "TrainData", "load_train_data", "EpochSet", "ffpp_val_mask", "ffpp_val_auc",
            "source_val_aucs", "cross_val_auc", "fake_val_groups"]
 
 
@@ -276,10 +275,3 @@ class EpochSet:
                 img = soften(img, r2)
         out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
         return torch.from_numpy(out), torch.tensor(y, dtype=torch.float32)
-
-
-def normalize(x, spec: ModelSpec, device):
-    """uint8 (N, S, S, 3) tensor -> normalised float (N, 3, S, S), channels-last."""
-    from ..models import to_model_input
-
-    return to_model_input(x, spec, device)

@@ -16,7 +16,7 @@ from ..config import ModelSpec
 from .augment import resize_to
 from .calibrate import calibration
 from .config import SELECT_METRICS, TrainConfig, member_spec
-from .dataset import EpochSet, TrainData, fake_val_groups, load_train_data, normalize
+from .dataset import EpochSet, TrainData, fake_val_groups, load_train_data
 from .metrics import roc_auc
 
 __all__ = ["train", "predict_logits", "load_run", "load_weights", "build_for_training"]
@@ -26,12 +26,14 @@ def predict_logits(model, images: np.ndarray, spec: ModelSpec, device: str = "cp
     """Raw logits (N,) of uint8 crops (N, S, S, 3), resized to the spec's input size."""
     import torch
 
+    from ..models import to_model_input
+
     model.eval()
     out = []
     with torch.no_grad():
         for s in range(0, len(images), batch_size):
             batch = np.stack([resize_to(im, spec.input_size) for im in images[s:s + batch_size]])
-            x = normalize(torch.from_numpy(batch), spec, device)
+            x = to_model_input(batch, spec, device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
                 out.append(model(x).float().view(-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, np.float32)
@@ -154,7 +156,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     import torch
     from torch.utils.data import DataLoader
 
-    from ..models import resolve_device
+    from ..models import resolve_device, to_model_input
 
     if cfg.select_on not in SELECT_METRICS:
         raise ValueError(f"unknown --select-on {cfg.select_on!r}; use one of {', '.join(SELECT_METRICS)}")
@@ -209,7 +211,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
                 lr_now = _time_lr(cfg, time.time() - t0)
                 for gr in opt.param_groups:
                     gr["lr"] = lr_now
-            x = normalize(x, spec, device)
+            x = to_model_input(x, spec, device)
             y = y.to(device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x).float().view(-1)
