@@ -128,21 +128,41 @@ def test_small_face_is_scored_but_does_not_decide(tmp_path, detector, photos):
     assert np.median([o.detail for o in big.observations]) > detector.decision.soft_face_detail
     assert not any("soft" in w for w in r.warnings), r.warnings
 
-    # The rule itself, whatever the random weights score: one member (no disagreement rule) and a
-    # threshold between the two faces' probabilities, so one face is FAKE and the other REAL.
-    one = dict(frames=6, models=["efficientnet_b0"])
-    base = detector.analyze(r.path, **one)
-    p_big, p_small = (next(t for t in base.faces if t.id == i).fake_probability for i in (big_id, small_id))
-    assert p_big != p_small
-    r = detector.analyze(r.path, **one, threshold=(p_big + p_small) / 2, uncertain_band=abs(p_big - p_small) / 4)
-    big, little = (next(t for t in r.faces if t.id == i) for i in (big_id, small_id))
-    assert r.fake_probability == big.fake_probability == p_big
-    if p_small > p_big:  # a large REAL face and a small FAKE one: the small one keeps the REAL call open
-        assert (big.verdict, little.verdict, r.verdict) == (Verdict.REAL, Verdict.FAKE, Verdict.UNCERTAIN)
-        assert "not clearly real" in r.reason
-    else:  # a large FAKE face decides; the small REAL one changes nothing
-        assert (big.verdict, little.verdict, r.verdict) == (Verdict.FAKE, Verdict.REAL, Verdict.FAKE)
-        assert "not clearly real" not in r.reason
+    # The rule itself, both ways on purpose: one member (no disagreement rule), the plain mean over
+    # frames, and a threshold between the two faces' probabilities, so one face is FAKE and the other
+    # REAL. The same member with its head negated scores every crop 1 - p, so the plain mean of each
+    # face is 1 - its mean too: the other face is then the FAKE one, whatever the random weights.
+    import copy
+
+    import torch
+
+    from deepfake_demo.training.export import save_member
+
+    member = detector.ensemble.names.index("efficientnet_b0")
+    negated = copy.deepcopy(detector.ensemble.models[member])
+    with torch.no_grad():
+        for param in negated.get_classifier().parameters():
+            param.neg_()
+    save_member(negated, detector.ensemble.cards[member].spec, tmp_path / "negated",
+                warning="test-only random weights, head negated")
+    path, paths_seen = r.path, set()
+    for det in (detector, Detector.load(str(tmp_path / "negated"), "cpu")):
+        one = dict(frames=6, models=["efficientnet_b0"], aggregation="mean")
+        base = det.analyze(path, **one)
+        p_big, p_small = (next(t for t in base.faces if t.id == i).fake_probability for i in (big_id, small_id))
+        assert p_big != p_small
+        r = det.analyze(path, **one, threshold=(p_big + p_small) / 2, uncertain_band=abs(p_big - p_small) / 4)
+        big, little = (next(t for t in r.faces if t.id == i) for i in (big_id, small_id))
+        assert r.fake_probability == big.fake_probability == p_big
+        if p_small > p_big:  # a large REAL face and a small FAKE one: the small one keeps the REAL call open
+            assert (big.verdict, little.verdict, r.verdict) == (Verdict.REAL, Verdict.FAKE, Verdict.UNCERTAIN)
+            assert "not clearly real" in r.reason
+            paths_seen.add("small FAKE, large REAL")
+        else:  # a large FAKE face decides; the small REAL one changes nothing
+            assert (big.verdict, little.verdict, r.verdict) == (Verdict.FAKE, Verdict.REAL, Verdict.FAKE)
+            assert "not clearly real" not in r.reason
+            paths_seen.add("large FAKE, small REAL")
+    assert paths_seen == {"small FAKE, large REAL", "large FAKE, small REAL"}
 
 
 def test_no_face_video_and_image(tmp_path, detector):
