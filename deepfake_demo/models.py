@@ -244,9 +244,6 @@ class Ensemble:
         probs = 1.0 / (1.0 + np.exp(-lg / card.spec.temperature))
         return MemberOutput(lg, probs.astype(np.float32), np.concatenate(cams) if cams else None)
 
-    # Deprecated old name; no caller in the repo uses it any more (evaluate.py and test_training.py moved), so it can go.
-    run = score_member
-
 
 def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
                   names: Sequence[str] | None = None) -> Ensemble:

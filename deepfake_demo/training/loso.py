@@ -106,7 +106,7 @@ def score_run(run_dir: Path, sets: dict, data_root: Path | None = None) -> dict[
     from .loop import load_run, predict_logits
     from .metrics import roc_auc
 
-    model, cfg, ck = load_run(run_dir, "best")
+    model, cfg, checkpoint = load_run(run_dir, "best")
     spec = member_spec(cfg)
     aucs, ns = {}, {}
     for src, (reals, fakes, subsets) in sets.items():
@@ -115,8 +115,8 @@ def score_run(run_dir: Path, sets: dict, data_root: Path | None = None) -> dict[
         aucs[src], ns[src] = roc_auc(y, z), int(len(y))
     log = run_dir / "metrics.jsonl"
     hist = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-    return {"hold_out": cfg.hold_out, "best_epoch": int(ck.get("epoch", -1)) + 1,  # 1-based, as metrics.jsonl
-            "val_auc_cross": (ck.get("metrics") or {}).get("val_auc_cross"), "epochs_run": len(hist),
+    return {"hold_out": cfg.hold_out, "best_epoch": int(checkpoint.get("epoch", -1)) + 1,  # 1-based, as metrics.jsonl
+            "val_auc_cross": (checkpoint.get("metrics") or {}).get("val_auc_cross"), "epochs_run": len(hist),
             "samples_seen": int(hist[-1].get("step", 0)) * cfg.batch_size if hist else None, "test_auc": aucs, "n": ns}
 
 
