@@ -86,7 +86,7 @@ def test_how_often_wrong_reads_the_cards_test_figures(tiny_weights):
     measured = [_replace(c, info={**c.info, "test_metrics": {"faces_test_ensemble": {"verdicts": verdicts}}})
                 for c in cards]
     line = how_often_wrong(measured)
-    assert "23 % of real faces FAKE" in line and "10 % of fake faces REAL" in line
+    assert "of 100 real faces they wrongly call 23 FAKE" in line and "call 10 REAL" in line
 
 
 def test_outputs_draw_what_the_report_says(tmp_path):
