@@ -553,3 +553,52 @@ def test_loso_runs_hold_out_each_source_once_and_score_it_on_its_own_test_data()
     assert sets["FaceSwap"][:2] == (("test_real_ffpp",), ("test_fake_FaceSwap",))
     held = dfdc_held_out()
     assert all(np.array_equal(sets["dfdc"][2][g], held[g]) for g in held)
+
+
+def test_teacher_gives_the_calibrated_probability_inference_gives_and_steers_the_student(tmp_path):
+    """--teacher: the soft target is the teacher member's calibrated probability, exactly what inference
+    computes for the same crops (resized when the student's input size differs); a run that follows it
+    (weight 1) learns other weights than one that follows the labels from the same start and seed, and
+    records its teacher; a card at another margin, a missing card and a weight outside 0-1 are refused."""
+    need_data("faces", "train", "real", "ffpp")
+    from dataclasses import replace as _replace
+
+    import torch
+
+    from deepfake_demo.models import load_ensemble
+    from deepfake_demo.training.calibrate import export_member
+    from deepfake_demo.training.config import TrainConfig, member_spec
+    from deepfake_demo.training.distill import load_teacher
+    from deepfake_demo.training.loop import train
+
+    base = TrainConfig(arch="resnet10t", input_size=64, epochs=1, samples_per_epoch=16, batch_size=8, max_steps=2,
+                       workers=0, threads=2, groups_limit=5, val_frac=0.4, val_max_per_group=2,
+                       cache_dir=str(tmp_path / "cache"), out_dir=str(tmp_path / "t"), device="cpu")
+    train(base, progress=False)
+    card = export_member(tmp_path / "t", tmp_path / "weights", reproduce="pytest")
+
+    teacher = load_teacher(card, member_spec(base))
+    crops = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    want = load_ensemble(tmp_path / "weights").score_member("resnet10t", crops, with_cam=False).probs
+    got = teacher.probability(torch.from_numpy(crops), "cpu").numpy()
+    assert np.allclose(got, want, atol=1e-5) and teacher.temperature == json.loads(card.read_text())["temperature"]
+    # a student at twice the input size: the teacher sees the same crops, brought back to its own size
+    up = teacher.probability(torch.from_numpy(np.repeat(np.repeat(crops, 2, 1), 2, 2)), "cpu").numpy()
+    assert np.allclose(up, want, atol=1e-4)
+
+    # students from the same start and seed: labels only, or the teacher only
+    student = _replace(base, arch="efficientnet_b0", max_steps=6, epochs=1, samples_per_epoch=48, lr=5e-3)
+    runs = {}
+    for name, extra in {"labels": {}, "teacher": {"teacher": str(card), "distill_weight": 1.0}}.items():
+        cfg = _replace(student, out_dir=str(tmp_path / name), **extra)
+        train(cfg, progress=False)
+        runs[name] = torch.load(tmp_path / name / "last.pt", map_location="cpu", weights_only=False)
+    assert runs["teacher"]["config"]["teacher"] == str(card)
+    assert not torch.equal(runs["teacher"]["model"]["classifier.weight"], runs["labels"]["model"]["classifier.weight"])
+
+    with pytest.raises(ValueError, match="margin"):
+        load_teacher(card, member_spec(_replace(base, crop_margin=0.1)))
+    with pytest.raises(ValueError, match="no model card"):
+        load_teacher(tmp_path / "weights" / "nothing.json", member_spec(base))
+    with pytest.raises(ValueError, match="distill-weight"):
+        TrainConfig(distill_weight=1.5)

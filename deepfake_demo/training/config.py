@@ -45,6 +45,12 @@ class TrainConfig:
                                       "wheels); the classifier head is replaced")
     init: str | None = _f(None, "fine-tune a trained member: its best.pt/last.pt or exported .safetensors, "
                                 "head included")
+    teacher: str | None = _f(None, "distil from a shipped member: its model card (e.g. "
+                                   "weights/tf_efficientnet_lite0.json); the student also learns the "
+                                   "teacher's calibrated probability on each augmented crop "
+                                   "(deepfake_demo/training/distill.py)")
+    distill_weight: float = _f(0.5, "with --teacher: the share of the loss that follows the teacher "
+                                    "(the rest follows the labels)")
     name: str | None = None
     out_dir: str | None = _f(None, "run directory (default runs/<arch>_<size>)")
     cache_size: int = 160
@@ -95,6 +101,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.hold_out is not None and self.hold_out not in HOLD_OUT_SOURCES:
             raise ValueError(f"--hold-out {self.hold_out!r}: not a source; one of {', '.join(HOLD_OUT_SOURCES)}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"--distill-weight {self.distill_weight:g}: a share, between 0 and 1")
         if self.hold_out == "dfdc":
             self.dfdc_frac = 0.0
         elif self.hold_out == "generated":

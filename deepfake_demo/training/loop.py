@@ -154,6 +154,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     ``best.pt`` at the best validation figure (``cfg.select_on``), and ``metrics.jsonl``.
     Returns the final summary (best epoch and its figures, steps, data counts)."""
     import torch
+    import torch.nn.functional as F
     from torch.utils.data import DataLoader
 
     from ..models import resolve_device, to_model_input
@@ -176,6 +177,12 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     total = math.ceil(cfg.samples_per_epoch / cfg.batch_size) * cfg.epochs
     sched = _scheduler(opt, cfg, total)
     loss_fn = _loss_fn(cfg)
+    teacher = None
+    if cfg.teacher:
+        from .distill import load_teacher
+
+        teacher = load_teacher(cfg.teacher, spec, device)
+        print(f"distilling from {teacher.name} (T {teacher.temperature:.3f}), weight {cfg.distill_weight:g}")
 
     start_epoch, step, best, prior_s = 0, 0, {"val_auc": -1.0}, 0.0
     last = run_dir / "last.pt"
@@ -211,11 +218,15 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
                 lr_now = _time_lr(cfg, time.time() - t0)
                 for gr in opt.param_groups:
                     gr["lr"] = lr_now
+            soft = teacher.probability(x, device) if teacher is not None else None
             x = to_model_input(x, spec, device)
             y = y.to(device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
                 logits = model(x).float().view(-1)
                 loss = loss_fn(logits, y)
+                if soft is not None:
+                    w = cfg.distill_weight
+                    loss = (1 - w) * loss + w * F.binary_cross_entropy_with_logits(logits, soft)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
