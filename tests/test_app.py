@@ -14,12 +14,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import ROOT, need_data
+from conftest import ROOT
 
 gr = pytest.importorskip("gradio")
 
-IMAGE = ("synthetic", "real", "ffhq", "0.jpg")
-VIDEO = ("videos", "real", "ffpp_c23_youtube_519.mp4")  # 640x480: fast on a CPU
+# the project's own media (examples/make_examples.py), so these run without ../shared/data
+IMAGE = ROOT / "examples" / "astronaut_real.jpg"
+VIDEO = ROOT / "examples" / "astronaut_real_zoom.mp4"  # 320x320, 24 frames: fast on a CPU
 FRAMES = 4
 VERDICTS = ("FAKE", "REAL", "UNCERTAIN", "NO_FACE", "ERROR")
 
@@ -67,7 +68,7 @@ def test_build_demo_names_the_api_endpoints(app):
 
 
 def test_image_handler_on_real_face(app):
-    out = app.analyze_image(str(need_data(*IMAGE)), None, 0.5, 0.5, "confident", progress=_noop)
+    out = app.analyze_image(str(IMAGE), None, 0.5, 0.5, "confident", progress=_noop)
     verdict, badge, faces, json_path, key = out
     assert [u["visible"] for u in app.module._shown(faces)] == [True, True]
     frames, panels, plot, video, cleared = app.draw(key, 0.5, progress=_noop)
@@ -90,7 +91,7 @@ def test_image_handler_on_real_face(app):
 
 
 def test_video_handler_writes_playable_mp4(app):
-    out = app.analyze_video(str(need_data(*VIDEO)), FRAMES, None, 0.5, 0.4, "confident", progress=_noop)
+    out = app.analyze_video(str(VIDEO), FRAMES, None, 0.5, 0.4, "confident", progress=_noop)
     verdict, badge, faces, json_path, key = out
     frames, panels, plot, video, _ = app.draw(key, 0.4, progress=_noop)
     plot = _val(plot)
@@ -108,7 +109,7 @@ def test_video_handler_writes_playable_mp4(app):
 
 
 def test_one_model_and_threshold_reach_the_library(app):
-    out = app.analyze_image(str(need_data(*IMAGE)), ["efficientnet_b0"], 0.3, 0.5, "mean", progress=_noop)
+    out = app.analyze_image(str(IMAGE), ["efficientnet_b0"], 0.3, 0.5, "mean", progress=_noop)
     report = json.loads(Path(out[3]).read_text())
     assert list(report["models"]) == ["efficientnet_b0"]
     assert report["threshold"] == 0.3 and report["aggregation"] == "mean"
@@ -151,8 +152,7 @@ def _free_port() -> int:
 def test_gradio_client_matches_cli(app, tiny_weights):
     from gradio_client import Client, handle_file
 
-    video = need_data(*VIDEO)
-    image = need_data(*IMAGE)
+    video, image = VIDEO, IMAGE
     cli = subprocess.run(
         [sys.executable, "-m", "deepfake_demo", "scan", str(video), str(image), "--json", "--quiet",
          "--frames", str(FRAMES), "--weights", str(tiny_weights)],
