@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,3 +51,6 @@ def test_bench_app_row_times_the_app_against_the_library(tiny_weights, data_dir)
     assert row["drawings_s"] > 0, "the page's second step (drawings) is timed beside the answer"
     assert row["library_s"] > 0 and row["app_s"] > 0 and len(row["app_runs_s"]) == 1
     assert abs(row["ratio"] - row["app_s"] / row["library_s"]) < 0.01
+    # the app's time splits into its own analysis (the report's seconds) and the rest of the call
+    assert 0 < row["app_analysis_s"] < row["app_s"]
+    assert row["app_overhead_s"] == pytest.approx(row["app_s"] - row["app_analysis_s"], abs=0.01)
