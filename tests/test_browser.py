@@ -91,9 +91,10 @@ def _drive(page, app_url, image, video, expect):
     page.goto(app_url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open (its gr.State)
     page.wait_for_selector("#analyze-image")
     assert page.locator("#weights-warning").count() == 1, "test-only weights must be flagged on the page"
+    # before any result: the placeholder (an HTML component's value, which can mount after the button:
+    # waited for, failing after 15 s), no empty galleries or plot, the settings closed
+    page.wait_for_selector("#placeholder", state="visible", timeout=15_000)
     page.screenshot(path=str(SHOTS / "01_start.png"), full_page=True)
-    # before any result: the placeholder, no empty galleries or plot, the settings closed
-    assert page.locator("#placeholder").is_visible()
     assert not page.locator("#frames-gallery").is_visible() and not page.locator("#plot").is_visible()
     assert not page.get_by_label("Heatmap opacity").is_visible(), "settings must start closed"
 
