@@ -24,8 +24,11 @@ __all__ = ["Teacher", "load_teacher"]
 class Teacher:
     name: str
     model: Any
-    spec: Any  # ModelSpec: how the teacher wants its crops normalised
-    temperature: float
+    spec: Any  # ModelSpec: how the teacher wants its crops normalised, and its card's temperature
+
+    @property
+    def temperature(self) -> float:
+        return float(self.spec.temperature or 1.0)
 
     def probability(self, crops_uint8, device: str):
         """The teacher's calibrated probability (N,) for uint8 crops (N, S, S, 3) already cut at its margin,
@@ -70,4 +73,4 @@ def load_teacher(card_path: str | Path, student_spec, device: str = "cpu") -> Te
                          f"the student on {student_spec.crop_margin:g}: give --crop-margin "
                          f"{card.spec.crop_margin:g} or another teacher")
     model = build_model(card, device)
-    return Teacher(card.name, model, card.spec, float(card.spec.temperature or 1.0))
+    return Teacher(card.name, model, card.spec)
