@@ -36,7 +36,7 @@ def test_every_script_is_covered() -> None:
 def test_ship_check_has_every_rule() -> None:
     r = subprocess.run([sys.executable, "notes/scripts/ship_check.py", "--help"], cwd=ROOT, env=_env(),
                        capture_output=True, text=True, timeout=120)
-    for rule in ("input-size", "ffpp-selection", "soften", "soup", "gan"):
+    for rule in ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross"):
         assert rule in r.stdout
 
 

@@ -30,7 +30,15 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   1. ensemble AUC on the FF++/UTKFace part >= the reference's - 0.01;
   2. ensemble AUC of StyleGAN faces against FFHQ photos (validation quarters) >= 0.75;
   3. share of the FFHQ validation photos called FAKE (the app's band) <= the reference's + 0.05.
-For every rule but gan: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
+``--rule auc-cross`` (the ImageNet-started members from 2026-12-02 on: notes/experiments/2026-12-02-pretrained-lite0/
+  and every later experiment that names it; this was that folder's ship_check.py): a different scoring. Each
+  weights directory in ``--ensembles`` (shipped ``weights`` and candidates exported with ``--fit-ensemble``) is
+  scored on the validation split of ``--split-from``'s run config (the shipped members' split plus DFDC),
+  members combined as that directory's ``ensemble.json`` says (weights, temperatures); it prints AUC, the FF++
+  part, AUC per source and their mean (``auc_cross``) for each. The rule itself is in each experiment's README
+  (typically: the candidate's auc_cross above the shipped one's by more than 0.005, its FF++ part no more than
+  0.01 below), and ``--margin`` / ``--ffpp-slack`` check it against the first directory given.
+For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 The gan rule judged the candidate pair alone, and still does.
 
@@ -48,6 +56,8 @@ output are the other rules' now).
       --reference weights --runs runs/soup_efficientnet_b0 runs/soup_legacy_xception
   .venv/bin/python notes/scripts/ship_check.py --rule gan \\
       --reference runs/shipped_before --runs runs/efficientnet_b0_160_gan runs/legacy_xception_160_gan
+  .venv/bin/python notes/scripts/ship_check.py --rule auc-cross \\
+      --split-from runs/xception_imagenet --ensembles weights runs/cand_xi --out ship_check.json
 """
 from __future__ import annotations
 
@@ -88,16 +98,63 @@ def _criteria(rule: str, c: dict, r: dict) -> dict[str, bool]:
     raise ValueError(rule)
 
 
-RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan")
+RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross")
+
+
+def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float) -> dict:
+    """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
+    directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
+    FF++ part is at most ``ffpp_slack`` below it."""
+    from deepfake_demo.cards import read_cards, read_ensemble_card
+    from deepfake_demo.training.calibrate import calibration, exported_val_logits
+    from deepfake_demo.training.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
+    results = {}
+    for wdir in ensembles:
+        cards, ens = read_cards(wdir), read_ensemble_card(wdir)
+        fitted = ens is not None and ens.fits([c.name for c in cards])
+        zs, labels, groups = [], None, None
+        for c in cards:
+            val_logits, labels, groups = exported_val_logits(c, cfg)
+            w = ens.weight(c.name) if fitted else 1 / len(cards)
+            zs.append(w * np.asarray(val_logits, np.float64) / c.spec.temperature)
+        wsum = sum(ens.weight(c.name) for c in cards) if fitted else 1.0
+        z = np.sum(zs, axis=0) / wsum / (ens.temperature if ens is not None else 1.0)
+        cal = calibration(labels, z, groups)
+        results[str(wdir)] = {"members": [c.name for c in cards],
+                              "ece": cal["ece_before"],  # with the ensemble's own temperature, as shipped
+                              **{k: cal[k] for k in ("auc", "auc_ffpp", "auc_by_source", "auc_cross", "n")}}
+        print(str(wdir), json.dumps(results[str(wdir)], default=float), flush=True)
+    ref = results[str(ensembles[0])]
+    for name, row in list(results.items())[1:]:
+        row["passes"] = bool(row["auc_cross"] > ref["auc_cross"] + margin
+                             and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
+    return results
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reference", required=True, help="weights directory of the pair to beat")
-    ap.add_argument("--runs", nargs="+", required=True, help="the candidate runs (their best.pt)")
     ap.add_argument("--rule", required=True, choices=RULES)
+    ap.add_argument("--reference", help="weights directory of the pair to beat (every rule but auc-cross)")
+    ap.add_argument("--runs", nargs="+", help="the candidate runs (their best.pt; every rule but auc-cross)")
     ap.add_argument("--cache-size", type=int, default=160, help="crop cache the candidates are scored on")
+    ap.add_argument("--split-from", type=Path, help="auc-cross: a run directory whose config.json gives the split")
+    ap.add_argument("--ensembles", type=Path, nargs="+",
+                    help="auc-cross: weights directories, the reference (shipped) first")
+    ap.add_argument("--margin", type=float, default=0.005, help="auc-cross: auc_cross must beat the first by more")
+    ap.add_argument("--ffpp-slack", type=float, default=0.01, help="auc-cross: FF++ part at most this below the first")
+    ap.add_argument("--out", type=Path, help="auc-cross: also write the figures here (JSON)")
     args = ap.parse_args()
+    if args.rule == "auc-cross":
+        if not args.split_from or not args.ensembles:
+            ap.error("--rule auc-cross needs --split-from and --ensembles")
+        results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        return 0
+    if not args.reference or not args.runs:
+        ap.error(f"--rule {args.rule} needs --reference and --runs")
     blur = args.rule in ("soften", "soup")  # also every crop blurred (sigma 2), scored with the same temperatures
     if (blur or args.rule == "gan") and args.cache_size != 160:
         ap.error(f"--rule {args.rule} scores 160 px crops (as soft_val.py / its split); leave --cache-size at 160")
