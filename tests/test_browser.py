@@ -9,15 +9,16 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, need_data
+from conftest import ROOT
 from deepfake_demo.soak import serve_app
 
 SHOTS = ROOT / "runs" / "screenshots"
 VERDICTS = ("FAKE", "REAL", "UNCERTAIN", "NO FACE", "NO_FACE", "ERROR")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-IMAGE = ("synthetic", "real", "ffhq", "0.jpg")
-VIDEO = ("videos", "fake", "ffpp_c23_Deepfakes_519_515.mp4")
+# the project's own media (examples/make_examples.py), so the browser test runs without ../shared/data
+IMAGE = ROOT / "examples" / "astronaut_real.jpg"
+VIDEO = ROOT / "examples" / "astronaut_blended_zoom.mp4"  # 320x320, 24 frames: fast on a CPU
 FRAMES = 4
 
 
@@ -71,8 +72,7 @@ def _wait_results(page, timeout_ms: int = 120_000) -> str:
 
 
 def test_image_and_video_in_chromium(browser, app_url, detector):
-    image = need_data(*IMAGE)
-    video = need_data(*VIDEO)
+    image, video = IMAGE, VIDEO
     # what the library says for the same inputs and weights, untouched settings (the page must show it)
     expect = (detector.analyze(image, heatmaps=False).verdict,
               detector.analyze(video, frames=FRAMES, heatmaps=False).verdict)
