@@ -3,6 +3,7 @@ safetensors weights from a local directory or the Hugging Face Hub, and score fa
 Grad-CAM map from the same forward pass."""
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ __all__ = [
     "ModelCard",
     "MemberOutput",
     "Ensemble",
+    "cpu_has_bf16",
     "DEFAULT_WEIGHTS_DIR",
     "resolve_weights_dir",
     "read_cards",
@@ -207,7 +209,8 @@ class Ensemble:
                      batch_size: int | None = None) -> MemberOutput:
         """Score crops (N, S, S, 3) RGB uint8 (S = the member's input size).
 
-        The backbone runs without autograd (bf16 autocast on CUDA); Grad-CAM
+        The backbone runs without autograd (bf16 autocast on CUDA, and on a CPU with native bf16 for
+        the archs whose spec says ``cpu_bf16``); Grad-CAM
         (pytorch-grad-cam) sees only the head, in fp32, so the map costs one
         small backward through pool + linear.
         """
@@ -218,12 +221,13 @@ class Ensemble:
         card, model = self.cards[i], self.models[i]
         head = _HeadOnly(model)  # per call: Grad-CAM hooks on a shared module would mix concurrent requests
         cuda = str(self.device).startswith("cuda")
+        bf16 = cuda or (card.spec.cpu_bf16 and cpu_has_bf16())
         batch_size = batch_size or (64 if cuda else 16)
         logits: list[np.ndarray] = []
         cams: list[np.ndarray] = []
         for start in range(0, len(crops), batch_size):
             x = to_model_input(crops[start:start + batch_size], card.spec, self.device)
-            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            with torch.no_grad(), torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=bf16):
                 feats = model.forward_features(x)
             feats = feats.float()  # the head and its CAM gradient in fp32
             if not with_cam:
@@ -243,6 +247,18 @@ class Ensemble:
         lg = np.concatenate(logits) if logits else np.zeros(0, np.float32)
         probs = 1.0 / (1.0 + np.exp(-lg / card.spec.temperature))
         return MemberOutput(lg, probs.astype(np.float32), np.concatenate(cams) if cams else None)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX tiles or AVX512-BF16), where bf16 autocast is fast;
+    elsewhere it is emulated and slower than fp32. ``DEEPFAKE_DEMO_FP32=1`` turns it off (fp32 everywhere,
+    e.g. to compare figures with a machine without it)."""
+    if os.environ.get("DEEPFAKE_DEMO_FP32", "") not in ("", "0"):
+        return False
+    cpu = getattr(torch, "cpu", None)
+    checks = [getattr(cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(bool(c()) for c in checks if c is not None)
 
 
 def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",

@@ -93,3 +93,40 @@ def test_a_fake_called_on_a_blurred_face_says_the_face_is_soft(shipped):
     assert sharp.verdict == "FAKE" and "soft" not in sharp.reason and not sharp.warnings
     assert soft.verdict == "FAKE", soft.reason  # the case the caveat is for
     assert "the face is soft" in soft.reason and any("soft" in w for w in soft.warnings)
+
+
+def test_bf16_backbone_on_the_cpu_gives_the_fp32_probabilities(shipped, monkeypatch):
+    """Members whose spec says cpu_bf16 run their backbone under bf16 autocast where the CPU has it
+    natively: each face's calibrated probability must stay within 0.02 of fp32's (the project's own
+    photos, cropped as inference does), so the verdict a user gets does not hinge on the CPU."""
+    from PIL import Image
+
+    from conftest import ROOT
+    from deepfake_demo import models
+    from deepfake_demo.faces import crop_face, detect_faces, load_face_detector
+
+    if not models.cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16 (AMX / AVX512-BF16): members run in fp32")
+    members = [c for c in shipped.cards if c.spec.cpu_bf16]
+    if not members:
+        pytest.skip("no shipped member runs in bf16 on the CPU")
+    mtcnn = load_face_detector("cpu")
+    crops = []
+    for name in ("astronaut_real.jpg", "astronaut_blended_a.jpg", "astronaut_blended_b.jpg"):
+        rgb = np.asarray(Image.open(ROOT / "examples" / name).convert("RGB"))
+        box = max(detect_faces(mtcnn, rgb), key=lambda f: f.size).box
+        sp = members[0].spec
+        crops.append(crop_face(rgb, box, sp.crop_margin, sp.input_size, sp.interpolation))
+    crops = np.stack(crops)
+    for card in members:
+        with_bf16 = shipped.score_member(card.name, crops, with_cam=False).probs
+        monkeypatch.setenv("DEEPFAKE_DEMO_FP32", "1")
+        models.cpu_has_bf16.cache_clear()
+        try:
+            assert not models.cpu_has_bf16()
+            fp32 = shipped.score_member(card.name, crops, with_cam=False).probs
+        finally:
+            monkeypatch.delenv("DEEPFAKE_DEMO_FP32")
+            models.cpu_has_bf16.cache_clear()
+        assert not np.array_equal(with_bf16, fp32)  # the bf16 path really ran
+        assert np.abs(with_bf16 - fp32).max() < 0.02, (with_bf16, fp32)
