@@ -46,7 +46,7 @@ def _floor(det, media, tracks_boxes) -> dict[str, float]:
     finds the same faces, cheaper than the pipeline's own keyframe chain, which must also look again
     at the whole frame every ``keyframe_every`` frames for faces that enter. On a GPU, the pipeline's
     batched full passes (one batched pass costs less there than small ones). forward: one forward
-    pass per model over all the face crops (no Grad-CAM). decode: the library's decode of the
+    pass per model over all the face crops (no Grad-CAM), in the precision the pipeline runs it. decode: the library's decode of the
     sampled frames alone (measured by the caller)."""
     import torch
 
@@ -76,11 +76,11 @@ def _floor(det, media, tracks_boxes) -> dict[str, float]:
     for card, model in zip(det.ensemble.cards, det.ensemble.models):
         spec = card.spec
         crops = np.stack([crop_face(frames[i], b, spec.crop_margin, spec.input_size) for i, b in tracks_boxes])
-        from .models import to_model_input
+        from .models import backbone_autocast, to_model_input
 
         x = to_model_input(crops, spec, det.device)
         t = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), backbone_autocast(spec, det.device):  # the precision the pipeline uses
             for k in range(0, len(x), 16):
                 model(x[k:k + 16])
         if det.device.startswith("cuda"):

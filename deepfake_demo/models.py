@@ -25,6 +25,7 @@ __all__ = [
     "MemberOutput",
     "Ensemble",
     "cpu_has_bf16",
+    "backbone_autocast",
     "DEFAULT_WEIGHTS_DIR",
     "resolve_weights_dir",
     "read_cards",
@@ -221,13 +222,12 @@ class Ensemble:
         card, model = self.cards[i], self.models[i]
         head = _HeadOnly(model)  # per call: Grad-CAM hooks on a shared module would mix concurrent requests
         cuda = str(self.device).startswith("cuda")
-        bf16 = cuda or (card.spec.cpu_bf16 and cpu_has_bf16())
         batch_size = batch_size or (64 if cuda else 16)
         logits: list[np.ndarray] = []
         cams: list[np.ndarray] = []
         for start in range(0, len(crops), batch_size):
             x = to_model_input(crops[start:start + batch_size], card.spec, self.device)
-            with torch.no_grad(), torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.no_grad(), backbone_autocast(card.spec, self.device):
                 feats = model.forward_features(x)
             feats = feats.float()  # the head and its CAM gradient in fp32
             if not with_cam:
@@ -259,6 +259,14 @@ def cpu_has_bf16() -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = [getattr(cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     return any(bool(c()) for c in checks if c is not None)
+
+
+def backbone_autocast(spec: ModelSpec, device: str) -> "torch.autocast":
+    """The precision a member's backbone runs in: bf16 autocast on CUDA, and on a CPU with native bf16
+    (:func:`cpu_has_bf16`) for the archs whose spec says ``cpu_bf16``; fp32 otherwise."""
+    cuda = str(device).startswith("cuda")
+    return torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16,
+                          enabled=cuda or (spec.cpu_bf16 and cpu_has_bf16()))
 
 
 def load_ensemble(source: str | os.PathLike | None = None, device: str = "cpu",
