@@ -250,15 +250,19 @@ class Ensemble:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AMX tiles or AVX512-BF16), where bf16 autocast is fast;
-    elsewhere it is emulated and slower than fp32. ``DEEPFAKE_DEMO_FP32=1`` turns it off (fp32 everywhere,
-    e.g. to compare figures with a machine without it)."""
-    if os.environ.get("DEEPFAKE_DEMO_FP32", "") not in ("", "0"):
-        return False
+def _cpu_computes_bf16() -> bool:
     cpu = getattr(torch, "cpu", None)
     checks = [getattr(cpu, n, None) for n in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     return any(bool(c()) for c in checks if c is not None)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX tiles or AVX512-BF16), where bf16 autocast is fast;
+    elsewhere it is emulated and slower than fp32. ``DEEPFAKE_DEMO_FP32=1`` turns it off (fp32 everywhere,
+    e.g. to compare figures with a machine without it); it is read on every call, the CPU probe once."""
+    if os.environ.get("DEEPFAKE_DEMO_FP32", "") not in ("", "0"):
+        return False
+    return _cpu_computes_bf16()
 
 
 def backbone_autocast(spec: ModelSpec, device: str) -> "torch.autocast":

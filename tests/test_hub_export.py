@@ -40,13 +40,7 @@ def _one_thread():
 def _fp32(monkeypatch):
     """Our side in fp32, as timm runs the exported weights: these tests compare weights and layout, so a
     member that would run in bf16 on this CPU (ModelSpec.cpu_bf16) must not differ by precision."""
-    from deepfake_demo import models
-
     monkeypatch.setenv("DEEPFAKE_DEMO_FP32", "1")
-    models.cpu_has_bf16.cache_clear()
-    yield
-    monkeypatch.delenv("DEEPFAKE_DEMO_FP32")
-    models.cpu_has_bf16.cache_clear()
 
 
 @pytest.fixture(scope="module")
