@@ -50,8 +50,8 @@ class ModelSpec:
     temperature: float = 1.0
     threshold: float = 0.5
     # Run the backbone under bf16 autocast on a CPU with native bf16 (AMX or AVX512-BF16; models.cpu_has_bf16).
-    # Per arch, by measurement (notes/performance.md, change 7): legacy_xception 2.9x faster with fake
-    # probabilities within 0.01 of fp32; tf_efficientnet_lite0 only 1.4x and up to 0.05 off, so it stays fp32.
+    # Per arch, by measurement (notes/performance.md, change 7): legacy_xception 2.3x faster, fake
+    # probabilities at most 0.03 (mean 0.004) from fp32; tf_efficientnet_lite0 moves up to 0.05, so it stays fp32.
     cpu_bf16: bool = False
 
     def with_card(self, card: Mapping[str, Any]) -> "ModelSpec":
