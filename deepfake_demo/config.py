@@ -141,6 +141,9 @@ class DetectorSettings:
     keyframe_every: int = 4
     roi_scale: float = 2.5
     roi_face_px: int = 96
+    # MTCNN's smallest face inside a region, at that scale: 40 of roi_face_px 96 still finds a face that
+    # shrank to 0.42x, and skips the pyramid levels for 20-40 px faces (notes/performance.md, change 8)
+    roi_min_face_size: int = 40
     # With the detector on a GPU: a full pass on every sampled frame instead, this many frames per
     # batched MTCNN call (a GPU runs MTCNN's many small layers launch-bound, so a batch costs about
     # what one frame does; on a CPU the keyframe chain above is cheaper). 1 = the keyframe chain there too.

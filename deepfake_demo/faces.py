@@ -2,8 +2,10 @@
 and link them across frames into tracks, one per person."""
 from __future__ import annotations
 
+import copy
+import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -283,6 +285,24 @@ def _mtcnn(detector: "MTCNN", small: np.ndarray, scale: float, offset: tuple[flo
     return _faces_from(boxes, probs, points, scale, offset, frame_wh, frame_index, settings)
 
 
+_RESIZED: "weakref.WeakKeyDictionary[Any, dict[int, Any]]" = weakref.WeakKeyDictionary()
+
+
+def _looking_for(detector: "MTCNN", min_face_size: int) -> "MTCNN":
+    """``detector``, or a shallow copy of it that looks for faces of at least
+    ``min_face_size`` px: the same networks (no weights copied), a shorter image
+    pyramid. Made once per detector and size; ``detector`` itself is never changed,
+    so analyses running in other threads keep theirs."""
+    if getattr(detector, "min_face_size", min_face_size) == min_face_size:
+        return detector
+    sized = _RESIZED.setdefault(detector, {})
+    if min_face_size not in sized:
+        other = copy.copy(detector)
+        other.min_face_size = min_face_size
+        sized[min_face_size] = other
+    return sized[min_face_size]
+
+
 def _faces_from(boxes, probs, points, scale: float, offset: tuple[float, float], frame_wh: tuple[int, int],
                 frame_index: int, settings: DetectorSettings) -> list[FaceBox]:
     """MTCNN's output for one image -> the kept faces in full-frame pixels."""
@@ -318,8 +338,12 @@ def detect_near(
     sampled frame: per face, a square of ``roi_scale`` x its box, resized so
     the face is about ``roi_face_px`` wide. Much cheaper than a full-frame pass;
     a face that newly enters is found at the next full pass (see
-    :func:`detect_frames`). Returns full-frame pixels, duplicates merged."""
+    :func:`detect_frames`). MTCNN looks there only for faces of at least
+    ``roi_min_face_size`` px at that scale (a face that shrank to under about
+    half its size since the earlier frame is left to the next full pass).
+    Returns full-frame pixels, duplicates merged."""
     h, w = image.shape[:2]
+    near = _looking_for(detector, settings.roi_min_face_size)
     found: list[FaceBox] = []
     for face in previous:
         x1, y1, x2, y2 = face.box
@@ -336,9 +360,9 @@ def detect_near(
         small = roi if scale == 1.0 else cv2.resize(
             roi, (max(1, round(roi.shape[1] * scale)), max(1, round(roi.shape[0] * scale))),
             interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
-        if min(small.shape[:2]) < settings.mtcnn_min_face_size:
+        if min(small.shape[:2]) < settings.roi_min_face_size:
             continue
-        found += _mtcnn(detector, small, scale, (float(rx1), float(ry1)), (w, h), frame_index, settings)
+        found += _mtcnn(near, small, scale, (float(rx1), float(ry1)), (w, h), frame_index, settings)
     found.sort(key=lambda f: -f.prob)
     kept: list[FaceBox] = []
     for f in found:  # neighbouring regions see the same face twice

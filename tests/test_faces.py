@@ -1,6 +1,8 @@
 """Face detection, the crop function and tracking, on the shared videos."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -263,3 +265,24 @@ def test_rug_pattern_is_no_face(mtcnn, videos):
     tracks = link_tracks(detect_frames(mtcnn, frames))
     assert len(tracks) == 1, [(len(t), round(float(np.median([f.size for f in t])))) for t in tracks]
     assert len(tracks[0]) >= 30 and np.median([f.size for f in tracks[0]]) > 90
+
+
+def test_region_passes_look_for_larger_faces_without_changing_the_detector(mtcnn):
+    """detect_near searches each region with a copy of MTCNN that looks only for
+    faces of at least roi_min_face_size px (a shorter pyramid): the copy shares
+    the networks, the detector every other caller holds keeps its own size, and
+    the face of the photo is found again around its box."""
+    import cv2
+
+    from deepfake_demo.config import DETECTOR
+    from deepfake_demo.faces import _looking_for, detect_faces, detect_near
+
+    img = cv2.cvtColor(cv2.imread(str(Path(__file__).resolve().parents[1] / "examples" / "astronaut_real.jpg")), cv2.COLOR_BGR2RGB)
+    (face,) = detect_faces(mtcnn, img)
+    near = detect_near(mtcnn, img, [face])
+    assert len(near) == 1 and box_iou(near[0].box, face.box) > 0.8
+    sized = _looking_for(mtcnn, DETECTOR.roi_min_face_size)
+    assert mtcnn.min_face_size == DETECTOR.mtcnn_min_face_size != sized.min_face_size == DETECTOR.roi_min_face_size
+    assert sized.pnet is mtcnn.pnet and sized.onet is mtcnn.onet
+    assert _looking_for(mtcnn, DETECTOR.roi_min_face_size) is sized
+    assert _looking_for(mtcnn, mtcnn.min_face_size) is mtcnn
