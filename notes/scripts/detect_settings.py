@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import sys
 from dataclasses import fields, replace
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: runs without PYTHONPATH
 
 
 def main() -> int:
