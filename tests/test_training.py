@@ -177,6 +177,18 @@ def test_best_threshold_separates_classes():
     assert 0.3 < best_threshold(y, p) <= 0.35
 
 
+def test_card_speed_is_the_runs_median_not_the_chosen_epochs(tmp_path):
+    # an epoch that was paused or shared the CPU must not become the card's training speed
+    from deepfake_demo.training.calibrate import run_img_per_s
+    speeds = [25.1, 24.9, 11.9, 25.4, 25.0]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps({"epoch": i, "train_img_per_s": v}) + "\n"
+                                                    for i, v in enumerate(speeds)))
+    chosen = {"metrics": {"train_img_per_s": 11.9}}
+    assert run_img_per_s(tmp_path, chosen) == 25.0
+    assert run_img_per_s(tmp_path / "no_run", chosen) == 11.9
+    assert run_img_per_s(tmp_path / "no_run", {}) is None
+
+
 def test_two_step_training_exports_loadable_member(tmp_path):
     need_data("faces", "train", "real", "ffpp")
     from deepfake_demo.models import load_ensemble

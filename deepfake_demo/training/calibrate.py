@@ -46,6 +46,29 @@ def _decision_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float 
     return float(threshold) if threshold is not None else best_threshold(labels, probs)
 
 
+def run_img_per_s(run_dir: str | Path, checkpoint: dict | None = None) -> float | None:
+    """Training speed of a run for its card: the median ``train_img_per_s``
+    over the epochs of ``run_dir/metrics.jsonl`` (one epoch slowed by other
+    work on the machine, or one that was paused, does not become the card's
+    figure), else the checkpoint's own epoch figure, else None."""
+    import json
+
+    speeds = []
+    path = Path(run_dir) / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                v = json.loads(line).get("train_img_per_s")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(v, (int, float)) and v > 0:
+                speeds.append(float(v))
+    if speeds:
+        return round(float(np.median(speeds)), 1)
+    v = ((checkpoint or {}).get("metrics") or {}).get("train_img_per_s")
+    return round(float(v), 1) if v is not None else None
+
+
 def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best", name: str | None = None,
                   threshold: float | None = 0.5, **card_info: Any) -> Path:
     """Write ``run_dir/<which>.pt`` as fp16 safetensors + card into ``out_dir``,
@@ -74,8 +97,9 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
         card_info.setdefault("threshold_rule", THRESHOLD_RULE)
     if "averaged_epochs" in checkpoint:
         card_info.setdefault("averaged_epochs", checkpoint["averaged_epochs"])
-    if "train_img_per_s" in (checkpoint.get("metrics") or {}):
-        card_info.setdefault("train_img_per_s", round(float(checkpoint["metrics"]["train_img_per_s"]), 1))
+    speed = run_img_per_s(run_dir, checkpoint)
+    if speed is not None:
+        card_info.setdefault("train_img_per_s", speed)
     return save_member(model, spec, out_dir, name=name or cfg.arch, half=True,
                        validation=val, loss=cfg.loss, epochs_trained=int(checkpoint["epoch"]) + 1,
                        train_config=checkpoint["config"], **card_info)
