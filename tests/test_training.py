@@ -185,6 +185,11 @@ def test_card_speed_is_the_runs_median_not_the_chosen_epochs(tmp_path):
                                                     for i, v in enumerate(speeds)))
     chosen = {"metrics": {"train_img_per_s": 11.9}}
     assert run_img_per_s(tmp_path, chosen) == 25.0
+    # a restart in the same folder logs epochs again: the last line of an epoch counts; junk lines do not
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write("not json\n[1, 2]\n" + json.dumps({"epoch": 2, "train_img_per_s": 24.8}) + "\n"
+                + json.dumps({"epoch": 5, "train_img_per_s": True}) + "\n")
+    assert run_img_per_s(tmp_path, chosen) == 25.0  # median of 25.1, 24.9, 24.8, 25.4, 25.0
     assert run_img_per_s(tmp_path / "no_run", chosen) == 11.9
     assert run_img_per_s(tmp_path / "no_run", {}) is None
 
@@ -214,6 +219,7 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     info = json.loads(card.read_text())
     assert info["input_size"] == 64 and info["temperature"] > 0 and info["reproduce"] == "pytest"
     assert info["validation"]["auc_ffpp"] == pytest.approx(rec["val_auc_ffpp"])
+    assert info["train_img_per_s"] == round(rec["train_img_per_s"], 1)  # the run's median; here one epoch
     ens = load_ensemble(tmp_path / "weights")  # strict load + sha256 check, as inference does
     crops = np.zeros((2, 64, 64, 3), np.uint8)
     out = ens.score_member("efficientnet_b0", crops, with_cam=False)

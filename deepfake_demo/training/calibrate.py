@@ -50,23 +50,29 @@ def run_img_per_s(run_dir: str | Path, checkpoint: dict | None = None) -> float 
     """Training speed of a run for its card: the median ``train_img_per_s``
     over the epochs of ``run_dir/metrics.jsonl`` (one epoch slowed by other
     work on the machine, or one that was paused, does not become the card's
-    figure), else the checkpoint's own epoch figure, else None."""
+    figure; an epoch logged twice, as when a run restarts in its folder,
+    counts once, with its last line), else the checkpoint's own epoch figure,
+    else None."""
     import json
 
-    speeds = []
+    def speed(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+    by_epoch: dict[Any, float] = {}
     path = Path(run_dir) / "metrics.jsonl"
     if path.exists():
-        for line in path.read_text().splitlines():
+        for k, line in enumerate(path.read_text().splitlines()):
             try:
-                v = json.loads(line).get("train_img_per_s")
-            except (ValueError, AttributeError):
+                rec = json.loads(line)
+            except ValueError:
                 continue
-            if isinstance(v, (int, float)) and v > 0:
-                speeds.append(float(v))
-    if speeds:
-        return round(float(np.median(speeds)), 1)
-    v = ((checkpoint or {}).get("metrics") or {}).get("train_img_per_s")
-    return round(float(v), 1) if v is not None else None
+            v = speed(rec.get("train_img_per_s")) if isinstance(rec, dict) else None
+            if v is not None:
+                by_epoch[rec.get("epoch", f"line {k}")] = v
+    if by_epoch:
+        return round(float(np.median(list(by_epoch.values()))), 1)
+    v = speed(((checkpoint or {}).get("metrics") or {}).get("train_img_per_s"))
+    return round(v, 1) if v is not None else None
 
 
 def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best", name: str | None = None,
