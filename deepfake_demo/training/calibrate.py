@@ -47,30 +47,18 @@ def _decision_threshold(labels: np.ndarray, probs: np.ndarray, threshold: float 
 
 
 def run_img_per_s(run_dir: str | Path, checkpoint: dict | None = None) -> float | None:
-    """Training speed of a run for its card: the median ``train_img_per_s``
-    over the epochs of ``run_dir/metrics.jsonl`` (one epoch slowed by other
-    work on the machine, or one that was paused, does not become the card's
-    figure; an epoch logged twice, as when a run restarts in its folder,
-    counts once, with its last line), else the checkpoint's own epoch figure,
+    """Training speed of a run for its card: the median ``train_img_per_s`` over the run's epochs
+    (:func:`~deepfake_demo.training.loop.read_metrics`), so that one epoch slowed by other work on the
+    machine, or paused, does not become the card's figure; else the checkpoint's own epoch figure;
     else None."""
-    import json
+    from .loop import read_metrics
 
     def speed(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
 
-    by_epoch: dict[Any, float] = {}
-    path = Path(run_dir) / "metrics.jsonl"
-    if path.exists():
-        for k, line in enumerate(path.read_text().splitlines()):
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            v = speed(rec.get("train_img_per_s")) if isinstance(rec, dict) else None
-            if v is not None:
-                by_epoch[rec.get("epoch", f"line {k}")] = v
-    if by_epoch:
-        return round(float(np.median(list(by_epoch.values()))), 1)
+    speeds = [v for v in (speed(rec.get("train_img_per_s")) for rec in read_metrics(run_dir)) if v is not None]
+    if speeds:
+        return round(float(np.median(speeds)), 1)
     v = speed(((checkpoint or {}).get("metrics") or {}).get("train_img_per_s"))
     return round(v, 1) if v is not None else None
 

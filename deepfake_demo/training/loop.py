@@ -272,6 +272,23 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     return {"run_dir": str(run_dir), "best": best, "steps": step, "counts": data.counts}
 
 
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The epoch records :func:`train` appended to ``run_dir/metrics.jsonl``, in the order logged; an epoch
+    logged twice (a run started again in its folder) keeps its last line, at that place; unreadable lines are skipped.
+    Empty when the file is absent."""
+    path = Path(run_dir) / "metrics.jsonl"
+    by_epoch: dict[Any, dict[str, Any]] = {}
+    for k, line in enumerate(path.read_text().splitlines() if path.exists() else []):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            by_epoch.pop(rec.get("epoch", f"line {k}"), None)  # re-logged: its place moves to the last line
+            by_epoch[rec.get("epoch", f"line {k}")] = rec
+    return list(by_epoch.values())
+
+
 def _save(path: Path, obj: dict) -> None:
     """torch.save through a temporary file: an interrupted run never leaves a half-written checkpoint."""
     import torch

@@ -103,7 +103,7 @@ def score_run(run_dir: Path, sets: dict, data_root: Path | None = None) -> dict[
     """AUC of ``run_dir``'s best checkpoint on every source's test data, with the run's facts."""
     from ..evaluate import _member_crops
     from .config import member_spec
-    from .loop import load_run, predict_logits
+    from .loop import load_run, predict_logits, read_metrics
     from .metrics import roc_auc
 
     model, cfg, checkpoint = load_run(run_dir, "best")
@@ -113,8 +113,7 @@ def score_run(run_dir: Path, sets: dict, data_root: Path | None = None) -> dict[
         crops, y, _ = _member_crops(spec, reals + fakes, 160, data_root, subsets)
         z = predict_logits(model, crops, spec)
         aucs[src], ns[src] = roc_auc(y, z), int(len(y))
-    log = run_dir / "metrics.jsonl"
-    hist = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    hist = read_metrics(run_dir)
     return {"hold_out": cfg.hold_out, "best_epoch": int(checkpoint.get("epoch", -1)) + 1,  # 1-based, as metrics.jsonl
             "val_auc_cross": (checkpoint.get("metrics") or {}).get("val_auc_cross"), "epochs_run": len(hist),
             "samples_seen": int(hist[-1].get("step", 0)) * cfg.batch_size if hist else None, "test_auc": aucs, "n": ns}
