@@ -302,35 +302,50 @@ def set_reader_text(weights_dir: str | os.PathLike, text: Mapping[str, Any]) -> 
 
 
 LOSO_FILE = "loso.json"  # beside the cards: python -m deepfake_demo.training.loso table --out weights/loso.json
+# another member's recipe: loso_<member>.json (python -m deepfake_demo.training.loso --member <member> table)
 
 
-def read_loso(weights_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The leave-one-source-out table beside the cards, or None where there is none (or it does not parse)."""
-    path = Path(weights_dir) / LOSO_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def read_loso(weights_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The leave-one-source-out tables beside the cards (``loso.json``, then ``loso_<member>.json`` by name);
+    a file that does not parse is left out."""
+    d = Path(weights_dir)
+    out = []
+    for path in [d / LOSO_FILE] + sorted(d.glob("loso_*.json")):
+        try:
+            res = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(res, dict):
+            out.append(res)
+    return out
 
 
-def loso_markdown(result: Mapping[str, Any] | None) -> list[str]:
-    """The card's section of the leave-one-source-out table: one row per source left out."""
-    if not result or not result.get("rows"):
+def loso_markdown(results: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> list[str]:
+    """The card's section of the leave-one-source-out tables: per member's recipe, one row per source left
+    out (a table may hold only some sources)."""
+    if isinstance(results, Mapping):
+        results = [results]
+    tables = [r for r in results or () if r.get("rows")]
+    if not tables:
         return []
     out = ["### On a source they never saw", "",
-           "Short runs of the EfficientNet member's recipe (same start, same number of samples), one per source, "
-           "each trained and chosen without that source, then scored on that source's held-out test data; a "
-           "reference run trained on all of them. The gap between the two columns is what a kind of fake nobody "
-           "trained on costs. The shipped members trained far longer, so their own figures are higher; expect a "
-           "similar gap on media unlike their training data.", "",
-           "| source left out | n | AUC when left out | AUC when trained on |", "|---|---|---|---|"]
-    for r in result["rows"]:
-        out.append(f"| {r['title']} | {r['n']} | {_fmt(r['auc_left_out'])} | {_fmt(r['auc_trained_on'])} |")
-    return out + ["", f"From `{result.get('command', '')}`.", ""]
+           "Short runs of a member's recipe (same start, same number of samples), one per source, each trained "
+           "and chosen without that source, then scored on that source's held-out test data; a reference run "
+           "trained on all of them. The gap between the two columns is what a kind of fake nobody trained on "
+           "costs. The shipped members trained far longer, so their own figures are higher; expect a similar "
+           "gap on media unlike their training data.", ""]
+    for res in tables:
+        title = res.get("member_title") or "EfficientNet-Lite0"  # the first table (loso.json) names none
+        out += [f"**{title} recipe.**", "",
+                "| source left out | n | AUC when left out | AUC when trained on |", "|---|---|---|---|"]
+        for r in res["rows"]:
+            out.append(f"| {r['title']} | {r['n']} | {_fmt(r['auc_left_out'])} | {_fmt(r['auc_trained_on'])} |")
+        out += ["", f"From `{res.get('command', '')}`.", ""]
+    return out
 
 
 def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None,
-                    loso: Mapping[str, Any] | None = None) -> str:
+                    loso: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None) -> str:
     """The Model card tab, for a reader: what the models were trained on, how often they are wrong (with
     the leave-one-source-out table: ``loso``, else the one beside the cards), where
     they fail; then, folded away, the technical card (members, calibration, training configuration) with

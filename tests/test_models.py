@@ -166,7 +166,18 @@ def test_leave_one_source_out_table_beside_the_cards_joins_the_readers_card(tiny
     md = reader_markdown(cards, None)
     assert "### On a source they never saw" in md and "| FF++ FaceSwap | 10 | 0.610 | 0.900 |" in md
     assert md.index("never saw") < md.index("Technical card")
-    (d / LOSO_FILE).write_text("{not json")
+    # another member's recipe (loso --member legacy_xception table): its own table after the first, by name
+    rows_x = [{"source": "generated", "title": "StyleGAN faces", "n": 12, "auc_left_out": 0.55, "auc_trained_on": 0.8}]
+    (d / "loso_legacy_xception.json").write_text(json.dumps(
+        {"rows": rows_x, "member_title": "Xception", "command": "python -m deepfake_demo.training.loso table"}))
+    md = reader_markdown(cards, None)
+    assert md.count("### On a source they never saw") == 1
+    assert md.index("**EfficientNet-Lite0 recipe.**") < md.index("| FF++ FaceSwap |") < md.index("**Xception recipe.**")
+    assert md.index("**Xception recipe.**") < md.index("| StyleGAN faces | 12 | 0.550 | 0.800 |")
+    (d / LOSO_FILE).write_text("{not json")  # a broken file drops out, the other stays
+    md = reader_markdown(cards, None)
+    assert "| FF++ FaceSwap |" not in md and "| StyleGAN faces | 12 |" in md
+    (d / "loso_legacy_xception.json").unlink()
     assert "never saw" not in reader_markdown(cards, None)
 
 

@@ -564,6 +564,18 @@ def test_loso_runs_hold_out_each_source_once_and_score_it_on_its_own_test_data()
     for src in HOLD_OUT_SOURCES:
         c = cmds[src]
         assert c[c.index("--hold-out") + 1] == src and c.count("--hold-out") == 1
+    # the Xception's recipe: the same plan and schedule from its own ImageNet start, in its own folder
+    from deepfake_demo.training.loso import RECIPES, loso_file
+    xc = run_commands(20, member="legacy_xception")
+    assert set(xc) == set(cmds) and xc["dfdc"][xc["dfdc"].index("--hold-out") + 1] == "dfdc"
+    assert xc[REFERENCE][xc[REFERENCE].index("--arch") + 1] == "legacy_xception" and "--cpu-bf16" in xc[REFERENCE]
+    assert "legacy_xception_imagenet" in xc[REFERENCE][xc[REFERENCE].index("--pretrained") + 1]
+    assert "legacy_xception" in xc[REFERENCE][xc[REFERENCE].index("--out-dir") + 1]
+    assert cmds[REFERENCE][cmds[REFERENCE].index("--out-dir") + 1] != xc[REFERENCE][xc[REFERENCE].index("--out-dir") + 1]
+    for flag in ("--epochs", "--samples-per-epoch", "--seed", "--schedule", "--gan-frac", "--dfdc-frac"):
+        a, b = RECIPES["tf_efficientnet_lite0"], RECIPES["legacy_xception"]
+        assert a[a.index(flag) + 1] == b[b.index(flag) + 1], flag
+    assert loso_file("tf_efficientnet_lite0") == "loso.json" and loso_file("legacy_xception") == "loso_legacy_xception.json"
     sets = test_sets()
     assert set(sets) == set(HOLD_OUT_SOURCES)
     for src, (reals, fakes, subsets) in sets.items():

@@ -9,6 +9,11 @@ AUC when the reference trained on it.
 
     python -m deepfake_demo.training.loso run --parallel 2   # resumable: finished runs are kept
     python -m deepfake_demo.training.loso table --out weights/loso.json   # scores them; the card reads it
+    python -m deepfake_demo.training.loso --member legacy_xception run --only none generated   # the Xception's
+    python -m deepfake_demo.training.loso --member legacy_xception table --out weights/loso_legacy_xception.json
+
+Each member's recipe (:data:`RECIPES`) gets its own runs and table; a table may hold only some sources
+(``--only``), and the card shows the rows it has.
 
 The runs are short (a CPU budget), so their absolute figures sit below the shipped members'; the point of
 the table is the gap between "left out" and "trained on", which says how far to trust the shipped
@@ -29,36 +34,55 @@ import numpy as np
 from ..cards import LOSO_FILE, loso_markdown
 from .config import FAKE_GROUPS, HOLD_OUT_SOURCES, RUNS_DIR
 
-__all__ = ["RECIPE", "run_commands", "test_sets", "score_run", "table", "main"]
+__all__ = ["RECIPE", "RECIPES", "loso_file", "run_commands", "test_sets", "score_run", "table", "main"]
 
-LOSO_DIR = RUNS_DIR / "loso"
+LOSO_DIR = RUNS_DIR / "loso"  # one folder per recipe (member arch) below it
 REFERENCE = "none"  # the run that holds nothing out
-# the recipe of every run: the shipped EfficientNet member's first stage (ImageNet start), cut to the same
-# number of samples (18,000: about 17 minutes on one CPU thread) so that runs sharing the CPU stay comparable
-RECIPE = ["--arch", "tf_efficientnet_lite0", "--input-size", "160",
-          "--pretrained", str(RUNS_DIR / "pretrained" / "tf_efficientnet_lite0_imagenet.safetensors"),
-          "--lr", "6e-4", "--weight-decay", "0.01", "--seed", "3", "--epochs", "6", "--samples-per-epoch", "3000",
-          "--batch-size", "32", "--schedule", "cosine", "--dfdc-frac", "0.3", "--ffhq-frac", "0.2", "--gan-frac", "0.1",
-          "--soften-frac", "0.1", "--sbi-landmarks", "mesh", "--select-on", "val_auc_cross", "--workers", "0",
-          "--threads", "1"]
+_COMMON = ["--input-size", "160", "--weight-decay", "0.01", "--seed", "3", "--epochs", "6", "--samples-per-epoch",
+           "3000", "--batch-size", "32", "--schedule", "cosine", "--dfdc-frac", "0.3", "--ffhq-frac", "0.2",
+           "--gan-frac", "0.1", "--soften-frac", "0.1", "--sbi-landmarks", "mesh", "--select-on", "val_auc_cross",
+           "--workers", "0", "--threads", "1"]
+# the recipe of every run, per member: that member's first stage (ImageNet start, its learning rate and
+# precision), cut to the same number of samples (18,000: 17-20 minutes on one CPU thread) so that runs
+# sharing the CPU stay comparable, and the two members' tables too
+RECIPES = {
+    "tf_efficientnet_lite0": ["--arch", "tf_efficientnet_lite0", "--pretrained",
+                              str(RUNS_DIR / "pretrained" / "tf_efficientnet_lite0_imagenet.safetensors"),
+                              "--lr", "6e-4", *_COMMON],
+    "legacy_xception": ["--arch", "legacy_xception", "--pretrained",
+                        str(RUNS_DIR / "pretrained" / "legacy_xception_imagenet.safetensors"),
+                        "--cpu-bf16", "--lr", "4e-4", *_COMMON],
+}
+DEFAULT_MEMBER = "tf_efficientnet_lite0"
+RECIPE = RECIPES[DEFAULT_MEMBER]
+MEMBER_TITLES = {"tf_efficientnet_lite0": "EfficientNet-Lite0", "legacy_xception": "Xception"}
 TITLES = {"Deepfakes": "FF++ Deepfakes", "Face2Face": "FF++ Face2Face", "FaceSwap": "FF++ FaceSwap",
           "NeuralTextures": "FF++ NeuralTextures", "dfdc": "DFDC face swaps", "generated": "StyleGAN faces"}
 
 
-def run_commands(minutes: float = 40.0, root: Path = LOSO_DIR) -> dict[str, list[str]]:
-    """The train command of each run, keyed by what it holds out (``none`` for the reference)."""
+def loso_file(member: str) -> str:
+    """The table's file beside the cards: ``loso.json`` for the EfficientNet recipe (the first table made),
+    ``loso_<member>.json`` for another member's."""
+    return LOSO_FILE if member == DEFAULT_MEMBER else f"loso_{member}.json"
+
+
+def run_commands(minutes: float = 40.0, root: Path | None = None,
+                 member: str = DEFAULT_MEMBER) -> dict[str, list[str]]:
+    """The train command of each run of ``member``'s recipe, keyed by what it holds out (``none`` for the
+    reference)."""
+    root = root or LOSO_DIR / member
     out = {}
     for src in (REFERENCE, "generated", "dfdc") + HOLD_OUT_SOURCES[:4]:
-        cmd = [sys.executable, "-m", "deepfake_demo.train", *RECIPE, "--max-minutes", f"{minutes:g}",
+        cmd = [sys.executable, "-m", "deepfake_demo.train", *RECIPES[member], "--max-minutes", f"{minutes:g}",
                "--name", f"loso_{src}", "--out-dir", str(root / src)]
         out[src] = cmd + ([] if src == REFERENCE else ["--hold-out", src])
     return out
 
 
-def _run_all(minutes: float, parallel: int, root: Path, only: Sequence[str] | None) -> int:
+def _run_all(minutes: float, parallel: int, root: Path, only: Sequence[str] | None, member: str) -> int:
     """Run the commands, ``parallel`` at a time; a run with a ``done`` marker is skipped, an interrupted one
     resumes from its last.pt with the rest of its wall-clock budget."""
-    todo = [(s, c) for s, c in run_commands(minutes, root).items()
+    todo = [(s, c) for s, c in run_commands(minutes, root, member).items()
             if (not only or s in only) and not (root / s / "done").exists()]
     running: list[tuple[str, subprocess.Popen]] = []
     failed = 0
@@ -119,39 +143,46 @@ def score_run(run_dir: Path, sets: dict, data_root: Path | None = None) -> dict[
             "samples_seen": int(hist[-1].get("step", 0)) * cfg.batch_size if hist else None, "test_auc": aucs, "n": ns}
 
 
-def table(root: Path = LOSO_DIR, data_root: Path | None = None) -> dict[str, Any]:
-    """Score every finished run under ``root``; the rows the card shows."""
+def table(root: Path | None = None, data_root: Path | None = None, member: str = DEFAULT_MEMBER) -> dict[str, Any]:
+    """Score every finished run of ``member``'s recipe under ``root``; the rows the card shows."""
+    root = root or LOSO_DIR / member
     sets = test_sets(data_root)
     runs = {p.name: score_run(p, sets, data_root) for p in sorted(root.iterdir()) if (p / "best.pt").exists()}
     if REFERENCE not in runs:
-        raise SystemExit(f"no reference run ({root / REFERENCE}): run `python -m deepfake_demo.training.loso run`")
+        raise SystemExit(f"no reference run ({root / REFERENCE}): run "
+                         f"`python -m deepfake_demo.training.loso run --member {member}`")
     rows = []
     for src in HOLD_OUT_SOURCES:
         if src in runs:
             rows.append({"source": src, "title": TITLES[src], "n": runs[src]["n"][src],
                          "auc_left_out": runs[src]["test_auc"][src], "auc_trained_on": runs[REFERENCE]["test_auc"][src]})
-    return {"command": f"python -m deepfake_demo.training.loso table --out weights/{LOSO_FILE}",
-            "recipe": " ".join(RECIPE), "runs": runs, "rows": rows}
+    flag = "" if member == DEFAULT_MEMBER else f" --member {member}"
+    return {"command": f"python -m deepfake_demo.training.loso table{flag} --out weights/{loso_file(member)}",
+            "member": member, "member_title": MEMBER_TITLES.get(member, member), "recipe": " ".join(RECIPES[member]),
+            "runs": runs, "rows": rows}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m deepfake_demo.training.loso", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--member", choices=sorted(RECIPES), default=DEFAULT_MEMBER,
+                    help="whose recipe the runs follow (default %(default)s); its runs live in runs/loso/<member>")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="train the runs (resumable)")
     r.add_argument("--minutes", type=float, default=40.0, help="wall-clock limit of each run (a safety stop: the "
                                                                   "recipe's 6 epochs normally end first)")
     r.add_argument("--parallel", type=int, default=2, help="runs at once (one thread each)")
     r.add_argument("--only", nargs="+", choices=(REFERENCE,) + HOLD_OUT_SOURCES)
-    r.add_argument("--root", type=Path, default=LOSO_DIR)
+    r.add_argument("--root", type=Path, help="default runs/loso/<member>")
     t = sub.add_parser("table", help="score the finished runs and write the table")
-    t.add_argument("--root", type=Path, default=LOSO_DIR)
-    t.add_argument("--out", type=Path, help="JSON file (weights/loso.json is what the model card reads)")
+    t.add_argument("--root", type=Path, help="default runs/loso/<member>")
+    t.add_argument("--out", type=Path, help="JSON file (weights/loso.json and weights/loso_<member>.json are what "
+                                            "the model card reads)")
     args = ap.parse_args(argv)
     if args.cmd == "run":
-        return _run_all(args.minutes, args.parallel, args.root, args.only)
-    res = table(args.root)
-    print("\n".join(loso_markdown(res)))
+        return _run_all(args.minutes, args.parallel, args.root or LOSO_DIR / args.member, args.only, args.member)
+    res = table(args.root, member=args.member)
+    print("\n".join(loso_markdown([res])))
     if args.out:
         args.out.write_text(json.dumps(res, indent=1, default=float) + "\n")
     return 0
