@@ -103,6 +103,38 @@ def test_mesh_landmarks_join_the_real_pools_and_are_refused_with_a_command_when_
         input_size=64, groups_limit=6, cache_dir=str(cache))).real_ffpp[0])
 
 
+def test_ffpp_drop_twins_keeps_validation_videos_frames_out_of_training_and_leaves_validation_alone(tmp_path):
+    """--ffpp-drop-twins: the FF++ originals whose thumbnail correlates at least that much with a validation
+    original (a frame of its video) leave the training pool, exactly those; validation, the other groups and
+    the draws' pools are otherwise those of a run without it; a correlation outside 0-1 is refused."""
+    need_data("faces", "train", "real", "ffpp")
+    need_data("faces", "train", "real", "utkface")
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.data import nearest_similarity, thumbnails
+    from deepfake_demo.training.dataset import load_train_data
+
+    kw = dict(input_size=64, groups_limit=40, val_frac=0.25, cache_dir=str(tmp_path / "cache"))
+    base = load_train_data(TrainConfig(**kw))
+    val_orig = base.val_images[np.asarray(base.val_groups) == "train_real_ffpp"]
+    sim = nearest_similarity(base.real_ffpp[0], val_orig)
+    t = float(np.quantile(sim, 0.75))  # a cut that some of these 40 real crops reach, whatever their videos
+    data = load_train_data(TrainConfig(**kw, ffpp_drop_twins=t))
+    keep = sim < t
+    assert 0 < (~keep).sum() < len(sim) and data.counts["train_real_ffpp"]["dropped_twins"] == int((~keep).sum())
+    assert np.array_equal(data.real_ffpp[0], base.real_ffpp[0][keep])
+    assert np.array_equal(data.real_ffpp[1], base.real_ffpp[1][keep])
+    assert np.array_equal(data.val_images, base.val_images) and data.val_groups == base.val_groups
+    assert np.array_equal(data.real_utk[0], base.real_utk[0]) and np.array_equal(data.fake[0], base.fake[0])
+    # the measure itself: a picture correlates 1 with itself, a frame is closer to its slightly moved self
+    # than to another person's face
+    a, b = base.real_ffpp[0][0], base.real_utk[0][0]
+    moved = np.roll(a, 3, axis=1)
+    t3 = thumbnails(np.stack([a, moved, b]))
+    assert t3[0] @ t3[0] == pytest.approx(1.0, abs=1e-4) and t3[0] @ t3[1] > t3[0] @ t3[2]
+    with pytest.raises(ValueError, match="ffpp-drop-twins"):
+        TrainConfig(ffpp_drop_twins=1.5)
+
+
 def test_self_blend_refuses_non_uint8():
     with pytest.raises(ValueError):
         self_blend(_face_like().astype(np.float32), canonical_landmarks(128), np.random.default_rng(0))

@@ -12,7 +12,7 @@ import numpy as np
 from .augment import augment, soften
 from .config import FAKE_GROUPS, REAL_GROUPS, SPLIT_SEED, TrainConfig, member_spec
 from .data import (CACHE_DIR, DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, cache_path, dfdc_split, load_group,
-                   split_train_val, synthetic_split)
+                   nearest_similarity, split_train_val, synthetic_split)
 from .mesh import load_oval
 from .metrics import roc_auc
 from .sbi import blend_landmarks, self_blend
@@ -92,9 +92,15 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
         tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
         va = va[: cfg.val_max_per_group]
+        dropped = 0
+        if g == "train_real_ffpp" and cfg.ffpp_drop_twins > 0:  # frames of a validation original's video
+            twin = nearest_similarity(cs.images[tr], cs.images[va]) >= cfg.ffpp_drop_twins
+            tr, dropped = tr[~twin], int(twin.sum())
         pools[g] = (cs.images[tr], sbi_landmarks(cs)[tr] if g in REAL_GROUPS else cs.landmarks[tr])
         add_val(cs.images[va], int(cs.labels[0]), g)
         counts[g] = {"train": int(len(tr)), "val": int(len(va)), "no_face": int((~cs.detected[:n]).sum())}
+        if dropped:
+            counts[g]["dropped_twins"] = dropped
 
     def synthetic_part(group: str, label: int):
         """The train part of a synthetic/ group; its validation quarter joins the split

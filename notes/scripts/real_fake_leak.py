@@ -38,6 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", type=Path, default=Path("weights"))
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     import torch
 
@@ -49,7 +50,7 @@ def main() -> int:
     from deepfake_demo.training.dataset import load_train_data
     from deepfake_demo.training.metrics import sigmoid
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     cards, ens = read_cards(args.weights), read_ensemble_card(args.weights)
     # the split the ensemble was fitted and validated on: its largest member's (the Xception's) config
     cfg = TrainConfig.from_dict(max(cards, key=lambda c: (c.info.get("validation") or {}).get("n", 0))

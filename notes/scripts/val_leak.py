@@ -30,15 +30,13 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 
 def thumbs(images: np.ndarray) -> np.ndarray:
-    t = np.stack([cv2.resize(im, (16, 16), interpolation=cv2.INTER_AREA) for im in images]).astype(np.float32)
-    t = t.reshape(len(t), -1)
-    t -= t.mean(1, keepdims=True)
-    return t / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-6)
+    from deepfake_demo.training.data import thumbnails
+
+    return thumbnails(images)
 
 
 def nn_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
