@@ -101,6 +101,41 @@ def _criteria(rule: str, c: dict, r: dict) -> dict[str, bool]:
 RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross")
 
 
+TWIN_CUT = 0.93  # notes/experiments/2026-12-06-real-fake-leak/: above 95 % of different-video pairs
+
+
+def _untwinned_ffpp_originals(cfg) -> np.ndarray:
+    """Bool over ``cfg``'s FF++ validation originals (in split order): no training original of the random
+    split (the shipped runs') correlates with it at :data:`TWIN_CUT` or more, so no run has seen its video."""
+    from deepfake_demo.training.data import load_group, nearest_similarity, split_train_val
+    from deepfake_demo.training.dataset import SPLIT_SEED
+
+    kw = {"cache_dir": Path(cfg.cache_dir)} if cfg.cache_dir else {}
+    cs = load_group("train_real_ffpp", cfg.cache_size, 0.3, limit=cfg.groups_limit, **kw)
+    tr, va = split_train_val(len(cs), cfg.val_frac, SPLIT_SEED)
+    va = va[: cfg.val_max_per_group]
+    return nearest_similarity(cs.images[va], cs.images[tr]) < TWIN_CUT
+
+
+def _untwinned_figures(labels, z, groups, untwinned: np.ndarray) -> dict:
+    """Reported beside the rule, not part of it: the FF++ part judged on the validation originals without a
+    twin in training (FF++ fakes against them), and how often each kind of original is called FAKE."""
+    from deepfake_demo.config import DECISION
+    from deepfake_demo.training.config import FAKE_GROUPS
+    from deepfake_demo.training.metrics import roc_auc, sigmoid
+
+    g, y, p = np.asarray(groups), np.asarray(labels), sigmoid(np.asarray(z))
+    orig = np.nonzero(g == "train_real_ffpp")[0]
+    free = orig[untwinned]
+    fakes = np.nonzero(np.isin(g, FAKE_GROUPS))[0]
+    idx = np.concatenate([free, fakes])
+    hi = 0.5 + DECISION.uncertain_band
+    return {"n_ffpp_originals_untwinned": int(len(free)),
+            "auc_ffpp_untwinned": roc_auc(y[idx], p[idx]) if len(free) else None,
+            "ffpp_originals_fake_share": {"untwinned": float((p[free] > hi).mean()) if len(free) else None,
+                                          "twinned": float((p[orig[~untwinned]] > hi).mean())}}
+
+
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float) -> dict:
     """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
@@ -110,6 +145,7 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
+    untwinned = _untwinned_ffpp_originals(cfg)
     results = {}
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
@@ -124,7 +160,8 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
         cal = calibration(labels, z, groups)
         results[str(wdir)] = {"members": [c.name for c in cards],
                               "ece": cal["ece_before"],  # with the ensemble's own temperature, as shipped
-                              **{k: cal[k] for k in ("auc", "auc_ffpp", "auc_by_source", "auc_cross", "n")}}
+                              **{k: cal[k] for k in ("auc", "auc_ffpp", "auc_by_source", "auc_cross", "n")},
+                              **_untwinned_figures(labels, z, groups, untwinned)}
         print(str(wdir), json.dumps(results[str(wdir)], default=float), flush=True)
     ref = results[str(ensembles[0])]
     for name, row in list(results.items())[1:]:
