@@ -157,7 +157,7 @@ def table(root: Path | None = None, data_root: Path | None = None, member: str =
             rows.append({"source": src, "title": TITLES[src], "n": runs[src]["n"][src],
                          "auc_left_out": runs[src]["test_auc"][src], "auc_trained_on": runs[REFERENCE]["test_auc"][src]})
     flag = "" if member == DEFAULT_MEMBER else f" --member {member}"
-    return {"command": f"python -m deepfake_demo.training.loso table{flag} --out weights/{loso_file(member)}",
+    return {"command": f"python -m deepfake_demo.training.loso{flag} table --out weights/{loso_file(member)}",
             "member": member, "member_title": MEMBER_TITLES.get(member, member), "recipe": " ".join(RECIPES[member]),
             "runs": runs, "rows": rows}
 
