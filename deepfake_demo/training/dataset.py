@@ -54,6 +54,13 @@ class TrainData:
     fake_dfdc: np.ndarray | None = None
 
 
+def group_split(n: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices of one faces/train group of ``n`` crops: the random split every member shares
+    (``SPLIT_SEED``), validation capped at ``val_max_per_group``; before ``--ffpp-drop-twins``."""
+    tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
+    return tr, va[: cfg.val_max_per_group]
+
+
 def load_train_data(cfg: TrainConfig) -> TrainData:
     """The pools and the validation split ``cfg`` asks for. The FF++/UTKFace split is the same for every
     member (``SPLIT_SEED``); FFHQ, StyleGAN and DFDC join it only when their flag is on."""
@@ -90,8 +97,7 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     for g in REAL_GROUPS + fake_groups:
         cs = load_group(g, limit=cfg.groups_limit, **kw)
         n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
-        tr, va = split_train_val(n, cfg.val_frac, SPLIT_SEED)
-        va = va[: cfg.val_max_per_group]
+        tr, va = group_split(n, cfg)
         dropped = 0
         if g == "train_real_ffpp" and cfg.ffpp_drop_twins > 0:  # frames of a validation original's video
             twin = nearest_similarity(cs.images[tr], cs.images[va]) >= cfg.ffpp_drop_twins

@@ -104,36 +104,58 @@ RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross")
 TWIN_CUT = 0.93  # notes/experiments/2026-12-06-real-fake-leak/: above 95 % of different-video pairs
 
 
-def _untwinned_ffpp_originals(cfg) -> np.ndarray:
-    """Bool over ``cfg``'s FF++ validation originals (in split order): no training original of the random
-    split (the shipped runs') correlates with it at :data:`TWIN_CUT` or more, so no run has seen its video."""
-    from deepfake_demo.training.data import load_group, nearest_similarity, split_train_val
-    from deepfake_demo.training.dataset import SPLIT_SEED
+def ffpp_original_twin_similarity(cfg) -> np.ndarray:
+    """(N,) over ``cfg``'s FF++ validation originals (in split order): the highest thumbnail correlation
+    with a training original of the random split (the shipped runs'); at :data:`TWIN_CUT` or more a run
+    trained on that split has seen a frame of its video."""
+    from deepfake_demo.training.data import load_group, nearest_similarity
+    from deepfake_demo.training.dataset import group_split
 
     kw = {"cache_dir": Path(cfg.cache_dir)} if cfg.cache_dir else {}
     cs = load_group("train_real_ffpp", cfg.cache_size, 0.3, limit=cfg.groups_limit, **kw)
-    tr, va = split_train_val(len(cs), cfg.val_frac, SPLIT_SEED)
-    va = va[: cfg.val_max_per_group]
-    return nearest_similarity(cs.images[va], cs.images[tr]) < TWIN_CUT
+    tr, va = group_split(len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit), cfg)
+    return nearest_similarity(cs.images[va], cs.images[tr])
 
 
-def _untwinned_figures(labels, z, groups, untwinned: np.ndarray) -> dict:
+def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(ensemble logits, labels, groups) of the weights directory ``wdir`` on ``cfg``'s validation split: each
+    member's shipped weights (``exported_val_logits``) through its card's temperature, weighted as the
+    ensemble card says (equal weights where it does not fit these members), over the ensemble temperature.
+    ``member_logits``, if given, receives each member's raw logits by name."""
+    from deepfake_demo.cards import read_cards, read_ensemble_card
+    from deepfake_demo.training.calibrate import exported_val_logits
+
+    cards, ens = read_cards(wdir), read_ensemble_card(wdir)
+    fitted = ens is not None and ens.fits([c.name for c in cards])
+    z, labels, groups = 0.0, None, None
+    for c in cards:
+        val_logits, labels, groups = exported_val_logits(c, cfg)
+        if member_logits is not None:
+            member_logits[c.name] = np.asarray(val_logits, np.float64)
+        w = ens.weight(c.name) if fitted else 1 / len(cards)
+        z = z + w * np.asarray(val_logits, np.float64) / c.spec.temperature
+    wsum = sum(ens.weight(c.name) for c in cards) if fitted else 1.0
+    return z / wsum / (ens.temperature if ens is not None else 1.0), np.asarray(labels), list(groups)
+
+
+def _untwinned_figures(labels, z, groups, untwinned: np.ndarray, threshold: float) -> dict:
     """Reported beside the rule, not part of it: the FF++ part judged on the validation originals without a
     twin in training (FF++ fakes against them), and how often each kind of original is called FAKE."""
-    from deepfake_demo.config import DECISION
+    from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.training.config import FAKE_GROUPS
     from deepfake_demo.training.metrics import roc_auc, sigmoid
 
     g, y, p = np.asarray(groups), np.asarray(labels), sigmoid(np.asarray(z))
     orig = np.nonzero(g == "train_real_ffpp")[0]
     free = orig[untwinned]
-    fakes = np.nonzero(np.isin(g, FAKE_GROUPS))[0]
-    idx = np.concatenate([free, fakes])
-    hi = 0.5 + DECISION.uncertain_band
+    idx = np.concatenate([free, np.nonzero(np.isin(g, FAKE_GROUPS))[0]])
+
+    def fake_share(sel):
+        return verdict_shares(y[sel], p[sel], threshold)["real"]["FAKE"] if len(sel) else None
+
     return {"n_ffpp_originals_untwinned": int(len(free)),
             "auc_ffpp_untwinned": roc_auc(y[idx], p[idx]) if len(free) else None,
-            "ffpp_originals_fake_share": {"untwinned": float((p[free] > hi).mean()) if len(free) else None,
-                                          "twinned": float((p[orig[~untwinned]] > hi).mean())}}
+            "ffpp_originals_fake_share": {"untwinned": fake_share(free), "twinned": fake_share(orig[~untwinned])}}
 
 
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float) -> dict:
@@ -141,27 +163,21 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
     FF++ part is at most ``ffpp_slack`` below it."""
     from deepfake_demo.cards import read_cards, read_ensemble_card
-    from deepfake_demo.training.calibrate import calibration, exported_val_logits
+    from deepfake_demo.training.calibrate import calibration
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    untwinned = _untwinned_ffpp_originals(cfg)
+    untwinned = ffpp_original_twin_similarity(cfg) < TWIN_CUT
     results = {}
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
-        fitted = ens is not None and ens.fits([c.name for c in cards])
-        zs, labels, groups = [], None, None
-        for c in cards:
-            val_logits, labels, groups = exported_val_logits(c, cfg)
-            w = ens.weight(c.name) if fitted else 1 / len(cards)
-            zs.append(w * np.asarray(val_logits, np.float64) / c.spec.temperature)
-        wsum = sum(ens.weight(c.name) for c in cards) if fitted else 1.0
-        z = np.sum(zs, axis=0) / wsum / (ens.temperature if ens is not None else 1.0)
+        z, labels, groups = ensemble_val_logits(wdir, cfg)
         cal = calibration(labels, z, groups)
         results[str(wdir)] = {"members": [c.name for c in cards],
                               "ece": cal["ece_before"],  # with the ensemble's own temperature, as shipped
                               **{k: cal[k] for k in ("auc", "auc_ffpp", "auc_by_source", "auc_cross", "n")},
-                              **_untwinned_figures(labels, z, groups, untwinned)}
+                              **_untwinned_figures(labels, z, groups, untwinned,
+                                                   float(ens.threshold) if ens is not None else 0.5)}
         print(str(wdir), json.dumps(results[str(wdir)], default=float), flush=True)
     ref = results[str(ensembles[0])]
     for name, row in list(results.items())[1:]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ship_check import _untwinned_ffpp_originals  # also puts the repository root on sys.path
+from ship_check import TWIN_CUT, ensemble_val_logits, ffpp_original_twin_similarity  # puts the repo on sys.path
 
 
 def main() -> int:
@@ -24,27 +24,23 @@ def main() -> int:
     ap.add_argument("--weights", type=Path, default=Path("weights"))
     args = ap.parse_args()
     from deepfake_demo.cards import read_cards, read_ensemble_card
-    from deepfake_demo.training.calibrate import exported_val_logits
     from deepfake_demo.training.config import TrainConfig
     from deepfake_demo.training.metrics import fit_temperature
 
     cards, ens = read_cards(args.weights), read_ensemble_card(args.weights)
     cfg = TrainConfig.from_dict(json.loads((args.split_from / "config.json").read_text()))
-    untwinned = _untwinned_ffpp_originals(cfg)
-    zs = {}
-    for c in cards:
-        logits, y, groups = exported_val_logits(c, cfg)
-        zs[c.name] = np.asarray(logits, np.float64)
-    y, g = np.asarray(y), np.asarray(groups)
+    untwinned = ffpp_original_twin_similarity(cfg) < TWIN_CUT
+    zs: dict = {}
+    z, y, groups = ensemble_val_logits(args.weights, cfg, zs)
     keep = np.ones(len(y), bool)
-    keep[np.nonzero(g == "train_real_ffpp")[0][~untwinned]] = False
+    keep[np.nonzero(np.asarray(groups) == "train_real_ffpp")[0][~untwinned]] = False
     out = {"n": int(len(y)), "n_without_twins": int(keep.sum())}
     for c in cards:
         out[c.name] = {"card": c.spec.temperature, "all": fit_temperature(y, zs[c.name]),
                        "without_twins": fit_temperature(y[keep], zs[c.name][keep])}
-    w = {c.name: ens.weight(c.name) for c in cards}
-    z = sum(w[c.name] * zs[c.name] / c.spec.temperature for c in cards) / sum(w.values())
-    out["ensemble"] = {"card": ens.temperature, "all": fit_temperature(y, z), "without_twins": fit_temperature(y[keep], z[keep])}
+    # z is already over the shipped ensemble temperature: a refit on it is a factor on that temperature
+    out["ensemble"] = {"card": ens.temperature, "all": ens.temperature * fit_temperature(y, z),
+                       "without_twins": ens.temperature * fit_temperature(y[keep], z[keep])}
     print(json.dumps(out, indent=1, default=float))
     return 0
 

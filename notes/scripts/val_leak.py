@@ -33,16 +33,6 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 import numpy as np  # noqa: E402
 
 
-def thumbs(images: np.ndarray) -> np.ndarray:
-    from deepfake_demo.training.data import thumbnails
-
-    return thumbnails(images)
-
-
-def nn_sim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (thumbs(a) @ thumbs(b).T).max(1)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default="weights")
@@ -52,7 +42,7 @@ def main() -> int:
 
     from deepfake_demo.aggregate import ensemble_probability
     from deepfake_demo.models import load_ensemble
-    from deepfake_demo.training.data import load_group
+    from deepfake_demo.training.data import load_group, nearest_similarity
     from deepfake_demo.training.metrics import roc_auc, sigmoid
     from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig
     from deepfake_demo.training.dataset import load_train_data
@@ -68,12 +58,12 @@ def main() -> int:
     sim = np.zeros(len(y), np.float32)  # FFHQ quarter: photos of different people, counted as unseen below
     quant, test_q = {}, {}
     for grp, pool in train_pool.items():
-        s = nn_sim(data.val_images[g == grp], pool)
+        s = nearest_similarity(data.val_images[g == grp], pool)
         sim[g == grp] = s
         quant[grp] = [round(float(v), 3) for v in np.quantile(s, [0.1, 0.25, 0.5, 0.75, 0.9])]
         if grp != "train_real_utkface":
             tgrp = grp.replace("train_", "test_")
-            st = nn_sim(load_group(tgrp, size=160, margin=0.3).images, pool)
+            st = nearest_similarity(load_group(tgrp, size=160, margin=0.3).images, pool)
             test_q[tgrp] = [round(float(v), 3) for v in np.quantile(st, [0.1, 0.25, 0.5, 0.75, 0.9])]
     print("validation -> train nearest-neighbour similarity, quantiles 10/25/50/75/90 %:")
     for k, v in quant.items():
