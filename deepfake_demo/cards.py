@@ -320,11 +320,9 @@ def read_loso(weights_dir: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
-def loso_markdown(results: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None) -> list[str]:
+def loso_markdown(results: Sequence[Mapping[str, Any]] | None) -> list[str]:
     """The card's section of the leave-one-source-out tables: per member's recipe, one row per source left
     out (a table may hold only some sources)."""
-    if isinstance(results, Mapping):
-        results = [results]
     tables = [r for r in results or () if r.get("rows")]
     if not tables:
         return []
@@ -345,9 +343,9 @@ def loso_markdown(results: Sequence[Mapping[str, Any]] | Mapping[str, Any] | Non
 
 
 def reader_markdown(cards: Sequence[ModelCard], ens_card: EnsembleCard | None,
-                    loso: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None) -> str:
+                    loso: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The Model card tab, for a reader: what the models were trained on, how often they are wrong (with
-    the leave-one-source-out table: ``loso``, else the one beside the cards), where
+    the leave-one-source-out tables: ``loso``, else those beside the cards), where
     they fail; then, folded away, the technical card (members, calibration, training configuration) with
     its commands in code blocks."""
     if not cards:

@@ -34,7 +34,7 @@ import numpy as np
 from ..cards import LOSO_FILE, loso_markdown
 from .config import FAKE_GROUPS, HOLD_OUT_SOURCES, RUNS_DIR
 
-__all__ = ["RECIPE", "RECIPES", "loso_file", "run_commands", "test_sets", "score_run", "table", "main"]
+__all__ = ["RECIPES", "loso_file", "run_commands", "test_sets", "score_run", "table", "main"]
 
 LOSO_DIR = RUNS_DIR / "loso"  # one folder per recipe (member arch) below it
 REFERENCE = "none"  # the run that holds nothing out
@@ -54,7 +54,6 @@ RECIPES = {
                         "--cpu-bf16", "--lr", "4e-4", *_COMMON],
 }
 DEFAULT_MEMBER = "tf_efficientnet_lite0"
-RECIPE = RECIPES[DEFAULT_MEMBER]
 MEMBER_TITLES = {"tf_efficientnet_lite0": "EfficientNet-Lite0", "legacy_xception": "Xception"}
 TITLES = {"Deepfakes": "FF++ Deepfakes", "Face2Face": "FF++ Face2Face", "FaceSwap": "FF++ FaceSwap",
           "NeuralTextures": "FF++ NeuralTextures", "dfdc": "DFDC face swaps", "generated": "StyleGAN faces"}
