@@ -35,7 +35,8 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   weights directory in ``--ensembles`` (shipped ``weights`` and candidates exported with ``--fit-ensemble``) is
   scored on the validation split of ``--split-from``'s run config (the shipped members' split plus DFDC),
   members combined as that directory's ``ensemble.json`` says (weights, temperatures); it prints AUC, the FF++
-  part, AUC per source and their mean (``auc_cross``) for each. The rule itself is in each experiment's README
+  part, AUC per source and their mean (``auc_cross``) for each, and the same mean with the FF++ part judged
+  on the validation originals without a twin in the random split's training (``auc_cross_untwinned``). The rule itself is in each experiment's README
   (typically: the candidate's auc_cross above the shipped one's by more than 0.005, its FF++ part no more than
   0.01 below), and ``--margin`` / ``--ffpp-slack`` check it against the first directory given.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
@@ -178,7 +179,11 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
                               **{k: cal[k] for k in ("auc", "auc_ffpp", "auc_by_source", "auc_cross", "n")},
                               **_untwinned_figures(labels, z, groups, untwinned,
                                                    float(ens.threshold) if ens is not None else 0.5)}
-        print(str(wdir), json.dumps(results[str(wdir)], default=float), flush=True)
+        row = results[str(wdir)]
+        if row["auc_ffpp_untwinned"] is not None:  # auc_cross with the FF++ part judged on untwinned originals
+            by = {**row["auc_by_source"], "ffpp": row["auc_ffpp_untwinned"]}
+            row["auc_cross_untwinned"] = float(np.mean(list(by.values())))
+        print(str(wdir), json.dumps(row, default=float), flush=True)
     ref = results[str(ensembles[0])]
     for name, row in list(results.items())[1:]:
         row["passes"] = bool(row["auc_cross"] > ref["auc_cross"] + margin
