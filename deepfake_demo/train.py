@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--equal-weights", action="store_true",
                     help="with --fit-ensemble: the plain mean of the members' calibrated logits instead of a "
                          "weight per member fitted on validation")
+    ap.add_argument("--fit-drop-twins", type=float, default=0.0, metavar="C",
+                    help="with --fit-ensemble: fit without the FF++ validation originals that correlate at least C "
+                         "(0.93) with a training original of the random split, where a member trained on that split "
+                         "has seen their video and looks surer than it is on new ones; 0 = fit on all of validation")
     return ap
 
 
@@ -76,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threshold = None if args.balanced_threshold else 0.5
     if args.fit_ensemble:
         out = fit_ensemble(args.fit_ensemble, out_dir, threshold=threshold, equal_weights=args.equal_weights,
-                           reproduce=cmd)
+                           drop_twins=args.fit_drop_twins, reproduce=cmd)
         print(f"wrote {out}")
         return 0
     if args.average:

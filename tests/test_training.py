@@ -285,6 +285,15 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     mixed = json.loads(fit_ensemble([run, "resnet10t"], tmp_path / "weights").read_text())
     assert mixed["members"] == ens_card["members"]
     assert mixed["temperature"] == pytest.approx(ens_card["temperature"], rel=0.02)
+    # fitted without the FF++ validation originals whose video the random split's training holds: exactly
+    # those leave the fit (weights, temperature, the card's validation count), the rest is the same split
+    from deepfake_demo.training.dataset import ffpp_val_twin_similarity
+    sim = ffpp_val_twin_similarity(cfg)
+    cut = float(np.max(sim))  # with 5 crops a group no pair reaches 0.93; the closest pair is a twin here
+    untw = json.loads(fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights", drop_twins=cut).read_text())
+    assert untw["fitted_without_twins"] == {"cut": cut, "ffpp_originals_left_out": int((sim >= cut).sum())}
+    assert untw["validation"]["n"] == ens_card["validation"]["n"] - int((sim >= cut).sum()) >= 1
+    assert "fitted_without_twins" not in ens_card
     with pytest.raises(ValueError, match="neither a run directory"):
         fit_ensemble([run, "no_such_member"], tmp_path / "weights")
     with pytest.raises(ValueError, match="given twice"):

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import TrainConfig, member_spec
-from .dataset import cross_val_auc, ffpp_val_auc, load_train_data, source_val_aucs
+from .dataset import cross_val_auc, ffpp_val_auc, load_train_data, source_val_aucs, untwinned_val_mask
 from .metrics import best_threshold, expected_calibration_error, fit_temperature, log_loss, roc_auc, sigmoid
 
 __all__ = ["THRESHOLD_RULE", "calibration", "export_member", "exported_val_logits", "fit_ensemble",
@@ -169,7 +169,7 @@ def fit_member_weights(labels: np.ndarray, calibrated: Sequence[np.ndarray], ste
 
 
 def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, threshold: float | None = 0.5,
-                 equal_weights: bool = False, **info: Any) -> Path:
+                 equal_weights: bool = False, drop_twins: float = 0.0, **info: Any) -> Path:
     """Fit the ensemble's member weights and temperature on the shared validation split, set its
     threshold (see ``THRESHOLD_RULE``) and write ``weights_dir/ensemble.json``.
 
@@ -181,7 +181,12 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
     member is scored on a newer member's larger split, crop for crop), else on the split its own card
     describes (:func:`exported_val_logits`). The members' logits are divided by the temperatures in their
     cards (as inference does), combined with weights fitted on validation (:func:`fit_member_weights`;
-    ``equal_weights``: the plain mean), and a temperature for that combination is fitted like a member's."""
+    ``equal_weights``: the plain mean), and a temperature for that combination is fitted like a member's.
+
+    ``drop_twins`` (a correlation, 0 = off): weights, temperature and the card's validation figures leave
+    out the FF++ validation originals whose video a member trained on the random split has seen
+    (:func:`~.dataset.untwinned_val_mask`): on those, such a member looks surer than it is on new videos,
+    and the fit would favour it for that."""
     from ..cards import read_cards, write_ensemble_card
 
     weights_dir = Path(weights_dir)
@@ -214,6 +219,13 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
         labels = np.asarray(val_labels)
         groups = val_groups if val_groups is not None else groups
         calibrated.append(np.asarray(val_logits, np.float64) / cards[name].spec.temperature)
+    if drop_twins > 0:
+        if groups is None:
+            raise ValueError("--fit-drop-twins: no member's checkpoint names its validation groups")
+        keep = untwinned_val_mask(split_cfg or TrainConfig(), groups, drop_twins)
+        labels, groups = labels[keep], [g for g, k in zip(groups, keep) if k]
+        calibrated = [c[keep] for c in calibrated]
+        info["fitted_without_twins"] = {"cut": drop_twins, "ffpp_originals_left_out": int((~keep).sum())}
     w = np.full(len(order), 1.0 / len(order)) if equal_weights else fit_member_weights(labels, calibrated)
     w = np.round(w, 4) / np.round(w, 4).sum()  # the weights the card gives, as inference will use them
     z = np.tensordot(w, np.stack(calibrated), axes=1)  # what aggregate.ensemble_probability combines

@@ -18,7 +18,10 @@ from .metrics import roc_auc
 from .sbi import blend_landmarks, self_blend
 
 __all__ = ["Kind", "TrainData", "load_train_data", "EpochSet", "ffpp_val_mask", "ffpp_val_auc",
-           "source_val_aucs", "cross_val_auc", "fake_val_groups"]
+           "source_val_aucs", "cross_val_auc", "fake_val_groups", "ffpp_val_twin_similarity", "untwinned_val_mask",
+           "TWIN_CUT"]
+
+TWIN_CUT = 0.93  # notes/experiments/2026-12-06-real-fake-leak/: above 95 % of different-video pairs
 
 
 class Kind(IntEnum):
@@ -137,6 +140,31 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
     return TrainData(pools["train_real_ffpp"], pools["train_real_utkface"], (fake_im, fake_m),
                      np.concatenate(val_im), np.asarray(val_y, np.int64), val_g, counts, ffhq, gan,
                      dfdc_real, dfdc_fake)
+
+
+def ffpp_val_twin_similarity(cfg: TrainConfig) -> np.ndarray:
+    """(N,) over ``cfg``'s FF++ validation originals, in split order: the highest thumbnail correlation with
+    a training original of the random split (before ``--ffpp-drop-twins``: the split every shipped member
+    before 2026-12-06 trained on). At :data:`TWIN_CUT` or more such a member has seen a frame of its video."""
+    kw: dict[str, Any] = {"cache_dir": Path(cfg.cache_dir)} if cfg.cache_dir else {}
+    if cfg.data_root:
+        kw["root"] = Path(cfg.data_root)
+    cs = load_group("train_real_ffpp", cfg.cache_size, member_spec(cfg).crop_margin, limit=cfg.groups_limit, **kw)
+    tr, va = group_split(len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit), cfg)
+    return nearest_similarity(cs.images[va], cs.images[tr])
+
+
+def untwinned_val_mask(cfg: TrainConfig, groups: Sequence[str], cut: float = TWIN_CUT) -> np.ndarray:
+    """(len(groups),) bool over ``cfg``'s validation split: False for the FF++ originals with a twin
+    (:func:`ffpp_val_twin_similarity` >= ``cut``), True for every other crop."""
+    g = np.asarray(groups)
+    keep = np.ones(len(g), bool)
+    orig = np.nonzero(g == "train_real_ffpp")[0]
+    sim = ffpp_val_twin_similarity(cfg)
+    if len(sim) != len(orig):
+        raise ValueError(f"{len(orig)} FF++ originals in the validation split, {len(sim)} in the split of this config")
+    keep[orig[sim >= cut]] = False
+    return keep
 
 
 def _data_root() -> Path:

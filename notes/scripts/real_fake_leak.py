@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ship_check import TWIN_CUT, ensemble_val_logits, ffpp_original_twin_similarity  # puts the repo on sys.path
+from ship_check import ensemble_val_logits  # puts the repo on sys.path
+
+from deepfake_demo.training.dataset import TWIN_CUT, ffpp_val_twin_similarity  # noqa: E402
 
 BANDS = ((0.95, 1.01, "twin in train (>= 0.95)"), (0.90, 0.95, "0.90-0.95"), (-1.0, 0.90, "no twin (< 0.90)"))
 
@@ -60,7 +62,7 @@ def main() -> int:
     p, g, thr = sigmoid(z), np.asarray(groups), float(ens.threshold)
 
     real = g == "train_real_ffpp"
-    sim = ffpp_original_twin_similarity(cfg)  # validation originals -> nearest training original
+    sim = ffpp_val_twin_similarity(cfg)  # validation originals -> nearest training original
     data = load_train_data(cfg)
     train_orig = data.real_ffpp[0]
     test_sim = nearest_similarity(load_group("test_real_ffpp", size=cfg.cache_size, margin=0.3).images, train_orig)

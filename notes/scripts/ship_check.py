@@ -71,6 +71,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 
 import numpy as np  # noqa: E402
 
+from deepfake_demo.training.dataset import TWIN_CUT, ffpp_val_twin_similarity  # noqa: E402
+
 GAN_VAL_GROUPS = ("train_real_ffhq", "train_fake_stylegan", "train_fake_stylegan2")
 
 
@@ -100,22 +102,6 @@ def _criteria(rule: str, c: dict, r: dict) -> dict[str, bool]:
 
 
 RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross")
-
-
-TWIN_CUT = 0.93  # notes/experiments/2026-12-06-real-fake-leak/: above 95 % of different-video pairs
-
-
-def ffpp_original_twin_similarity(cfg) -> np.ndarray:
-    """(N,) over ``cfg``'s FF++ validation originals (in split order): the highest thumbnail correlation
-    with a training original of the random split (the shipped runs'); at :data:`TWIN_CUT` or more a run
-    trained on that split has seen a frame of its video."""
-    from deepfake_demo.training.data import load_group, nearest_similarity
-    from deepfake_demo.training.dataset import group_split
-
-    kw = {"cache_dir": Path(cfg.cache_dir)} if cfg.cache_dir else {}
-    cs = load_group("train_real_ffpp", cfg.cache_size, 0.3, limit=cfg.groups_limit, **kw)
-    tr, va = group_split(len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit), cfg)
-    return nearest_similarity(cs.images[va], cs.images[tr])
 
 
 def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -168,7 +154,7 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    untwinned = ffpp_original_twin_similarity(cfg) < TWIN_CUT
+    untwinned = ffpp_val_twin_similarity(cfg) < TWIN_CUT
     results = {}
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)

@@ -3,7 +3,7 @@
 
 ``--split-from DIR``: a directory whose ``config.json`` is the split's TrainConfig (for the shipped pair: the
 Xception card's ``train_config``). Prints each member's and the ensemble's temperature as carded, refitted on
-the whole split, and refitted without the FF++ originals that have a training twin (ship_check.TWIN_CUT).
+the whole split, and refitted without the FF++ originals that have a training twin (training.dataset.TWIN_CUT).
 
   .venv/bin/python notes/scripts/untwinned_temperature.py --split-from DIR [--weights weights]
 """
@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ship_check import TWIN_CUT, ensemble_val_logits, ffpp_original_twin_similarity  # puts the repo on sys.path
+from ship_check import ensemble_val_logits  # puts the repo on sys.path
+
+from deepfake_demo.training.dataset import TWIN_CUT, ffpp_val_twin_similarity  # noqa: E402
 
 
 def main() -> int:
@@ -29,7 +31,7 @@ def main() -> int:
 
     cards, ens = read_cards(args.weights), read_ensemble_card(args.weights)
     cfg = TrainConfig.from_dict(json.loads((args.split_from / "config.json").read_text()))
-    untwinned = ffpp_original_twin_similarity(cfg) < TWIN_CUT
+    untwinned = ffpp_val_twin_similarity(cfg) < TWIN_CUT
     zs: dict = {}
     z, y, groups = ensemble_val_logits(args.weights, cfg, zs)
     keep = np.ones(len(y), bool)
