@@ -78,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cmd = "python -m deepfake_demo.train " + " ".join(sys.argv[1:] if argv is None else list(argv))
     out_dir = args.export or DEFAULT_WEIGHTS_DIR
     threshold = None if args.balanced_threshold else 0.5
+    if args.fit_drop_twins and not args.fit_ensemble:
+        raise SystemExit("--fit-drop-twins goes with --fit-ensemble")
     if args.fit_ensemble:
         out = fit_ensemble(args.fit_ensemble, out_dir, threshold=threshold, equal_weights=args.equal_weights,
                            drop_twins=args.fit_drop_twins, reproduce=cmd)

@@ -287,13 +287,28 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     assert mixed["temperature"] == pytest.approx(ens_card["temperature"], rel=0.02)
     # fitted without the FF++ validation originals whose video the random split's training holds: exactly
     # those leave the fit (weights, temperature, the card's validation count), the rest is the same split
-    from deepfake_demo.training.dataset import ffpp_val_twin_similarity
+    from deepfake_demo.training.calibrate import calibration
+    from deepfake_demo.training.dataset import ffpp_val_twin_similarity, untwinned_val_mask
     sim = ffpp_val_twin_similarity(cfg)
     cut = float(np.max(sim))  # with 5 crops a group no pair reaches 0.93; the closest pair is a twin here
+    assert cut > 0
+    g2 = np.asarray(ck2["val_groups"])
+    keep = untwinned_val_mask(cfg, g2, cut)  # exactly the FF++ originals at the cut leave, in split order
+    assert np.array_equal(np.nonzero(~keep)[0], np.nonzero(g2 == "train_real_ffpp")[0][sim >= cut])
     untw = json.loads(fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights", drop_twins=cut).read_text())
-    assert untw["fitted_without_twins"] == {"cut": cut, "ffpp_originals_left_out": int((sim >= cut).sum())}
-    assert untw["validation"]["n"] == ens_card["validation"]["n"] - int((sim >= cut).sum()) >= 1
+    assert untw["fitted_without_twins"] == {"cut": cut, "ffpp_originals_left_out": int((~keep).sum())}
+    assert untw["validation"]["n"] == ens_card["validation"]["n"] - int((~keep).sum()) >= 1
+    assert untw["validation"]["n_fake"] == ens_card["validation"]["n_fake"]  # no fake leaves
+    alone = calibration(ck2["val_labels"][keep], ck2["val_logits"][keep] / read_cards(
+        tmp_path / "weights", ["resnet10t"])[0].spec.temperature, list(g2[keep]))
+    assert untw["validation"]["members_alone"]["resnet10t"]["auc"] == pytest.approx(alone["auc"])
     assert "fitted_without_twins" not in ens_card
+    # members named by their cards alone: the twins are found on the first card's own split
+    by_card = json.loads(fit_ensemble(["efficientnet_b0", "resnet10t"], tmp_path / "weights",
+                                      drop_twins=cut).read_text())
+    assert by_card["fitted_without_twins"] == untw["fitted_without_twins"]
+    with pytest.raises(ValueError, match="fit-drop-twins"):
+        fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights", drop_twins=1.5)
     with pytest.raises(ValueError, match="neither a run directory"):
         fit_ensemble([run, "no_such_member"], tmp_path / "weights")
     with pytest.raises(ValueError, match="given twice"):

@@ -219,10 +219,14 @@ def fit_ensemble(run_dirs: Sequence[str | Path], weights_dir: str | Path, thresh
         labels = np.asarray(val_labels)
         groups = val_groups if val_groups is not None else groups
         calibrated.append(np.asarray(val_logits, np.float64) / cards[name].spec.temperature)
-    if drop_twins > 0:
+    if drop_twins:
         if groups is None:
             raise ValueError("--fit-drop-twins: no member's checkpoint names its validation groups")
-        keep = untwinned_val_mask(split_cfg or TrainConfig(), groups, drop_twins)
+        if not 0 < drop_twins <= 1:
+            raise ValueError(f"--fit-drop-twins {drop_twins:g}: a correlation, between 0 and 1 (0 = off)")
+        # the split the members were scored on: the first run's, else the first card's own
+        twin_cfg = split_cfg or TrainConfig.from_dict(cards[order[0]].info.get("train_config") or {})
+        keep = untwinned_val_mask(twin_cfg, groups, drop_twins)
         labels, groups = labels[keep], [g for g, k in zip(groups, keep) if k]
         calibrated = [c[keep] for c in calibrated]
         info["fitted_without_twins"] = {"cut": drop_twins, "ffpp_originals_left_out": int((~keep).sum())}

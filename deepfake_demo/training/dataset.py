@@ -64,15 +64,20 @@ def group_split(n: int, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return tr, va[: cfg.val_max_per_group]
 
 
-def load_train_data(cfg: TrainConfig) -> TrainData:
-    """The pools and the validation split ``cfg`` asks for. The FF++/UTKFace split is the same for every
-    member (``SPLIT_SEED``); FFHQ, StyleGAN and DFDC join it only when their flag is on."""
-    spec = member_spec(cfg)
-    kw: dict[str, Any] = dict(size=cfg.cache_size, margin=spec.crop_margin)
+def _load_kw(cfg: TrainConfig) -> dict[str, Any]:
+    """The keywords of :func:`~.data.load_group` for ``cfg``: crop cache size, margin, folders."""
+    kw: dict[str, Any] = dict(size=cfg.cache_size, margin=member_spec(cfg).crop_margin)
     if cfg.cache_dir:
         kw["cache_dir"] = Path(cfg.cache_dir)
     if cfg.data_root:
         kw["root"] = Path(cfg.data_root)
+    return kw
+
+
+def load_train_data(cfg: TrainConfig) -> TrainData:
+    """The pools and the validation split ``cfg`` asks for. The FF++/UTKFace split is the same for every
+    member (``SPLIT_SEED``); FFHQ, StyleGAN and DFDC join it only when their flag is on."""
+    kw = _load_kw(cfg)
     pools: dict[str, Any] = {}
     val_im, val_y, val_g = [], [], []
     counts: dict[str, Any] = {}
@@ -82,7 +87,7 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         ``mixed``) the 5 points followed by the mesh outline (N, 41, 2), NaN where no mesh was found."""
         if cfg.sbi_landmarks == "5point" or len(cs) == 0:
             return cs.landmarks
-        path = cache_path(cs.name, cfg.cache_size, spec.crop_margin, kw.get("cache_dir", CACHE_DIR),
+        path = cache_path(cs.name, cfg.cache_size, kw["margin"], kw.get("cache_dir", CACHE_DIR),
                           cfg.groups_limit)
         oval = load_oval(path, len(cs))
         if oval is None:
@@ -146,10 +151,7 @@ def ffpp_val_twin_similarity(cfg: TrainConfig) -> np.ndarray:
     """(N,) over ``cfg``'s FF++ validation originals, in split order: the highest thumbnail correlation with
     a training original of the random split (before ``--ffpp-drop-twins``: the split every shipped member
     before 2026-12-06 trained on). At :data:`TWIN_CUT` or more such a member has seen a frame of its video."""
-    kw: dict[str, Any] = {"cache_dir": Path(cfg.cache_dir)} if cfg.cache_dir else {}
-    if cfg.data_root:
-        kw["root"] = Path(cfg.data_root)
-    cs = load_group("train_real_ffpp", cfg.cache_size, member_spec(cfg).crop_margin, limit=cfg.groups_limit, **kw)
+    cs = load_group("train_real_ffpp", limit=cfg.groups_limit, **_load_kw(cfg))
     tr, va = group_split(len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit), cfg)
     return nearest_similarity(cs.images[va], cs.images[tr])
 

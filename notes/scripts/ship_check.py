@@ -35,8 +35,9 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   weights directory in ``--ensembles`` (shipped ``weights`` and candidates exported with ``--fit-ensemble``) is
   scored on the validation split of ``--split-from``'s run config (the shipped members' split plus DFDC),
   members combined as that directory's ``ensemble.json`` says (weights, temperatures); it prints AUC, the FF++
-  part, AUC per source and their mean (``auc_cross``) for each, and the same mean with the FF++ part judged
-  on the validation originals without a twin in the random split's training (``auc_cross_untwinned``). The rule itself is in each experiment's README
+  part, AUC per source and their mean (``auc_cross``) for each, and the same mean with the FF++ part
+  judged on the validation originals without a twin in the random split's training
+  (``auc_cross_untwinned``). The rule itself is in each experiment's README
   (typically: the candidate's auc_cross above the shipped one's by more than 0.005, its FF++ part no more than
   0.01 below), and ``--margin`` / ``--ffpp-slack`` check it against the first directory given.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
@@ -71,7 +72,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 
 import numpy as np  # noqa: E402
 
-from deepfake_demo.training.dataset import TWIN_CUT, ffpp_val_twin_similarity  # noqa: E402
+from deepfake_demo.training.dataset import TWIN_CUT, untwinned_val_mask  # noqa: E402
 
 GAN_VAL_GROUPS = ("train_real_ffhq", "train_fake_stylegan", "train_fake_stylegan2")
 
@@ -125,16 +126,17 @@ def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> t
     return z / wsum / (ens.temperature if ens is not None else 1.0), np.asarray(labels), list(groups)
 
 
-def _untwinned_figures(labels, z, groups, untwinned: np.ndarray, threshold: float) -> dict:
+def _untwinned_figures(labels, z, groups, keep: np.ndarray, threshold: float) -> dict:
     """Reported beside the rule, not part of it: the FF++ part judged on the validation originals without a
-    twin in training (FF++ fakes against them), and how often each kind of original is called FAKE."""
+    twin in training (FF++ fakes against them), and how often each kind of original is called FAKE. ``keep``:
+    :func:`~deepfake_demo.training.dataset.untwinned_val_mask` over the split."""
     from deepfake_demo.evaluate import verdict_shares
     from deepfake_demo.training.config import FAKE_GROUPS
     from deepfake_demo.training.metrics import roc_auc, sigmoid
 
     g, y, p = np.asarray(groups), np.asarray(labels), sigmoid(np.asarray(z))
     orig = np.nonzero(g == "train_real_ffpp")[0]
-    free = orig[untwinned]
+    free, twinned = orig[keep[orig]], orig[~keep[orig]]
     idx = np.concatenate([free, np.nonzero(np.isin(g, FAKE_GROUPS))[0]])
 
     def fake_share(sel):
@@ -142,7 +144,7 @@ def _untwinned_figures(labels, z, groups, untwinned: np.ndarray, threshold: floa
 
     return {"n_ffpp_originals_untwinned": int(len(free)),
             "auc_ffpp_untwinned": roc_auc(y[idx], p[idx]) if len(free) else None,
-            "ffpp_originals_fake_share": {"untwinned": fake_share(free), "twinned": fake_share(orig[~untwinned])}}
+            "ffpp_originals_fake_share": {"untwinned": fake_share(free), "twinned": fake_share(twinned)}}
 
 
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float) -> dict:
@@ -154,16 +156,16 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    untwinned = ffpp_val_twin_similarity(cfg) < TWIN_CUT
-    results = {}
+    results, keep = {}, None
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
         z, labels, groups = ensemble_val_logits(wdir, cfg)
+        keep = untwinned_val_mask(cfg, groups, TWIN_CUT) if keep is None else keep  # one split for every wdir
         cal = calibration(labels, z, groups)
         results[str(wdir)] = {"members": [c.name for c in cards],
                               "ece": cal["ece_before"],  # with the ensemble's own temperature, as shipped
                               **{k: cal[k] for k in ("auc", "auc_ffpp", "auc_by_source", "auc_cross", "n")},
-                              **_untwinned_figures(labels, z, groups, untwinned,
+                              **_untwinned_figures(labels, z, groups, keep,
                                                    float(ens.threshold) if ens is not None else 0.5)}
         row = results[str(wdir)]
         if row["auc_ffpp_untwinned"] is not None:  # auc_cross with the FF++ part judged on untwinned originals

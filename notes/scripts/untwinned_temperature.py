@@ -17,7 +17,7 @@ import numpy as np
 
 from ship_check import ensemble_val_logits  # puts the repo on sys.path
 
-from deepfake_demo.training.dataset import TWIN_CUT, ffpp_val_twin_similarity  # noqa: E402
+from deepfake_demo.training.dataset import TWIN_CUT, untwinned_val_mask  # noqa: E402
 
 
 def main() -> int:
@@ -31,11 +31,9 @@ def main() -> int:
 
     cards, ens = read_cards(args.weights), read_ensemble_card(args.weights)
     cfg = TrainConfig.from_dict(json.loads((args.split_from / "config.json").read_text()))
-    untwinned = ffpp_val_twin_similarity(cfg) < TWIN_CUT
     zs: dict = {}
     z, y, groups = ensemble_val_logits(args.weights, cfg, zs)
-    keep = np.ones(len(y), bool)
-    keep[np.nonzero(np.asarray(groups) == "train_real_ffpp")[0][~untwinned]] = False
+    keep = untwinned_val_mask(cfg, groups, TWIN_CUT)
     out = {"n": int(len(y)), "n_without_twins": int(keep.sum())}
     for c in cards:
         out[c.name] = {"card": c.spec.temperature, "all": fit_temperature(y, zs[c.name]),
