@@ -109,7 +109,8 @@ def test_ffpp_drop_twins_keeps_validation_videos_frames_out_of_training_and_leav
     the draws' pools are otherwise those of a run without it; a correlation outside 0-1 is refused."""
     need_data("faces", "train", "real", "ffpp")
     need_data("faces", "train", "real", "utkface")
-    from deepfake_demo.training.config import TrainConfig
+    need_data("faces", "train", "fake", "Deepfakes")
+    from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig
     from deepfake_demo.training.data import nearest_similarity, thumbnails
     from deepfake_demo.training.dataset import load_train_data
 
@@ -125,6 +126,22 @@ def test_ffpp_drop_twins_keeps_validation_videos_frames_out_of_training_and_leav
     assert np.array_equal(data.real_ffpp[1], base.real_ffpp[1][keep])
     assert np.array_equal(data.val_images, base.val_images) and data.val_groups == base.val_groups
     assert np.array_equal(data.real_utk[0], base.real_utk[0]) and np.array_equal(data.fake[0], base.fake[0])
+    # --ffpp-drop-fake-twins: the fakes at the cut leave too (made from a validation original's video),
+    # group by group; the originals and validation are those of the run without it
+    both = load_train_data(TrainConfig(**kw, ffpp_drop_twins=t, ffpp_drop_fake_twins=True))
+    parts, start, left = [], 0, 0
+    for g in FAKE_GROUPS:
+        n = base.counts[g]["train"]
+        part = base.fake[0][start:start + n]
+        near = nearest_similarity(part, val_orig) >= t
+        parts.append(part[~near])
+        left += int(near.sum())
+        assert both.counts[g].get("dropped_twins", 0) == int(near.sum())
+        start += n
+    assert left > 0 and np.array_equal(both.fake[0], np.concatenate(parts))
+    assert np.array_equal(both.real_ffpp[0], data.real_ffpp[0]) and np.array_equal(both.val_images, base.val_images)
+    with pytest.raises(ValueError, match="needs --ffpp-drop-twins"):
+        TrainConfig(ffpp_drop_fake_twins=True)
     # the measure itself: a picture correlates 1 with itself, a frame is closer to its slightly moved self
     # than to another person's face
     a, b = base.real_ffpp[0][0], base.real_utk[0][0]

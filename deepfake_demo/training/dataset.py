@@ -107,8 +107,11 @@ def load_train_data(cfg: TrainConfig) -> TrainData:
         n = len(cs) if cfg.groups_limit is None else min(len(cs), cfg.groups_limit)
         tr, va = group_split(n, cfg)
         dropped = 0
-        if g == "train_real_ffpp" and cfg.ffpp_drop_twins > 0:  # frames of a validation original's video
-            twin = nearest_similarity(cs.images[tr], cs.images[va]) >= cfg.ffpp_drop_twins
+        if g == "train_real_ffpp":
+            val_originals = cs.images[va]
+        if cfg.ffpp_drop_twins > 0 and (g == "train_real_ffpp" or (cfg.ffpp_drop_fake_twins and g in fake_groups)):
+            # frames of a validation original's video (its fakes too, with --ffpp-drop-fake-twins)
+            twin = nearest_similarity(cs.images[tr], val_originals) >= cfg.ffpp_drop_twins
             tr, dropped = tr[~twin], int(twin.sum())
         pools[g] = (cs.images[tr], sbi_landmarks(cs)[tr] if g in REAL_GROUPS else cs.landmarks[tr])
         add_val(cs.images[va], int(cs.labels[0]), g)
