@@ -1,0 +1,66 @@
+"""How many FF++ fakes are frames of a validation original's video? (notes/experiments/2026-12-06-fake-twins/)
+
+``--ffpp-drop-twins 0.93`` keeps the training frames of validation's real videos out of training, but
+the fakes made from those videos stay: a run then sees those people only as fakes, and its validation
+reals are harder than faces/test's (whose people training never saw at all). For each FF++ method this
+gives the share of crops at or above each thumbnail-correlation cut (``training.data.thumbnails``) to
+the nearest crop of another part: training fakes to validation originals (what
+``--ffpp-drop-fake-twins`` removes), training fakes to training originals (the real/fake pairs training
+learns from), validation fakes to training fakes, and faces/test's fakes to training fakes and to
+faces/test's originals. No model, no labels beyond the folders.
+
+  .venv/bin/python notes/scripts/fake_twins.py [--out notes/logs/fake_twins.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
+
+from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig  # noqa: E402
+from deepfake_demo.training.data import load_group, thumbnails  # noqa: E402
+from deepfake_demo.training.dataset import group_split  # noqa: E402
+
+CUTS = (0.90, 0.93, 0.95)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, help="also write the figures here (JSON)")
+    args = ap.parse_args()
+    cfg = TrainConfig()  # the random split every member shares (SPLIT_SEED), 160 px crops, margin 0.3
+
+    def train_val(group: str):
+        cs = load_group(group, cfg.cache_size, 0.3)
+        tr, va = group_split(len(cs), cfg)
+        return thumbnails(cs.images[tr]), thumbnails(cs.images[va])
+
+    def share_at(sim) -> dict:
+        return {f"{c:.2f}": round(float((sim >= c).mean()), 3) for c in CUTS}
+
+    real_tr, real_va = train_val("train_real_ffpp")
+    test_real = thumbnails(load_group("test_real_ffpp", cfg.cache_size, 0.3).images)
+    out: dict = {"cuts": list(CUTS)}
+    for g in FAKE_GROUPS:
+        method = g.split("_", 2)[-1]
+        fake_tr, fake_va = train_val(g)
+        test_fake = thumbnails(load_group(f"test_fake_{method}", cfg.cache_size, 0.3).images)
+        out[method] = {
+            "n_train_fakes": len(fake_tr),
+            "train_fakes_near_a_validation_original": share_at((fake_tr @ real_va.T).max(1)),
+            "train_fakes_near_a_training_original": share_at((fake_tr @ real_tr.T).max(1)),
+            "validation_fakes_near_a_training_fake": share_at((fake_va @ fake_tr.T).max(1)),
+            "test_fakes_near_a_training_fake": share_at((test_fake @ fake_tr.T).max(1)),
+            "test_fakes_near_a_test_original": share_at((test_fake @ test_real.T).max(1)),
+        }
+        print(method, json.dumps(out[method]), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
