@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root
 
 import numpy as np  # noqa: E402
 
-from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig  # noqa: E402
+from deepfake_demo.training.config import FAKE_GROUPS, TrainConfig, member_spec  # noqa: E402
 from deepfake_demo.training.data import load_group, thumbnails  # noqa: E402
 from deepfake_demo.training.dataset import TWIN_CUT, group_split  # noqa: E402
 
@@ -59,10 +59,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="also write the figures here (JSON)")
     ap.add_argument("--weights", type=Path, help="also the verdicts of this ensemble (see above)")
     args = ap.parse_args()
-    cfg = TrainConfig()  # the random split every member shares (SPLIT_SEED), 160 px crops, margin 0.3
+    cfg = TrainConfig()  # the random split every member shares (SPLIT_SEED), 160 px crops
+    margin = member_spec(cfg).crop_margin
 
     def train_val(group: str):
-        cs = load_group(group, cfg.cache_size, 0.3)
+        cs = load_group(group, cfg.cache_size, margin)
         tr, va = group_split(len(cs), cfg)
         return thumbnails(cs.images[tr]), thumbnails(cs.images[va])
 
@@ -70,14 +71,14 @@ def main() -> int:
         return {f"{c:.2f}": round(float((sim >= c).mean()), 3) for c in CUTS}
 
     real_tr, real_va = train_val("train_real_ffpp")
-    test_real = thumbnails(load_group("test_real_ffpp", cfg.cache_size, 0.3).images)
+    test_real = thumbnails(load_group("test_real_ffpp", cfg.cache_size, margin).images)
     out: dict = {"cuts": list(CUTS)}
     fake_near_val = np.full(len(real_va), -1.0)  # each validation original's nearest training fake
     for g in FAKE_GROUPS:
         method = g.split("_", 2)[-1]
         fake_tr, fake_va = train_val(g)
         fake_near_val = np.maximum(fake_near_val, (real_va @ fake_tr.T).max(1))
-        test_fake = thumbnails(load_group(f"test_fake_{method}", cfg.cache_size, 0.3).images)
+        test_fake = thumbnails(load_group(f"test_fake_{method}", cfg.cache_size, margin).images)
         out[method] = {
             "n_train_fakes": len(fake_tr),
             "train_fakes_near_a_validation_original": share_at((fake_tr @ real_va.T).max(1)),
