@@ -152,6 +152,33 @@ def test_ffpp_drop_twins_keeps_validation_videos_frames_out_of_training_and_leav
         TrainConfig(ffpp_drop_twins=1.5)
 
 
+def test_select_on_untwinned_cross_auc_leaves_the_split_twins_out_of_the_ffpp_part(tmp_path):
+    """--select-on val_auc_cross_untwinned (a run started from weights that trained on the random split):
+    each epoch's figure is the cross-source AUC without the FF++ validation originals that have a twin in
+    the random split's training part, best.pt is chosen on it, and it is another figure than
+    val_auc_cross when some originals are twins."""
+    need_data("faces", "train", "real", "ffpp")
+    need_data("faces", "train", "fake", "Deepfakes")
+    import torch
+
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import cross_val_auc, untwinned_val_mask
+    from deepfake_demo.training.loop import train
+    cfg = TrainConfig(arch="resnet10t", input_size=64, epochs=2, samples_per_epoch=16, batch_size=8, workers=0,
+                      threads=2, groups_limit=40, val_frac=0.25, cache_dir=str(tmp_path / "cache"),
+                      out_dir=str(tmp_path / "run"), device="cpu", select_on="val_auc_cross_untwinned")
+    summary = train(cfg, progress=False)
+    recs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)
+    keep = untwinned_val_mask(cfg, best["val_groups"], 0.93)
+    groups = [g for g, k in zip(best["val_groups"], keep) if k]
+    assert 0 < (~keep).sum() < (np.asarray(best["val_groups"]) == "train_real_ffpp").sum()
+    want = cross_val_auc(best["val_labels"][keep], groups, np.asarray(best["val_logits"])[keep])
+    assert best["metrics"]["val_auc_cross_untwinned"] == pytest.approx(want)
+    assert summary["best"]["val_auc_cross_untwinned"] == max(r["val_auc_cross_untwinned"] for r in recs)
+    assert want != pytest.approx(cross_val_auc(best["val_labels"], best["val_groups"], best["val_logits"]))
+
+
 def test_self_blend_refuses_non_uint8():
     with pytest.raises(ValueError):
         self_blend(_face_like().astype(np.float32), canonical_landmarks(128), np.random.default_rng(0))

@@ -15,7 +15,7 @@ SPLIT_SEED = 1234  # one validation split for every member
 REAL_GROUPS = ("train_real_ffpp", "train_real_utkface")
 FAKE_GROUPS = ("train_fake_Deepfakes", "train_fake_Face2Face", "train_fake_FaceSwap", "train_fake_NeuralTextures")
 # the validation figures best.pt can be chosen on (see TrainConfig.select_on)
-SELECT_METRICS = ("val_auc", "val_auc_ffpp", "val_auc_cross")
+SELECT_METRICS = ("val_auc", "val_auc_ffpp", "val_auc_cross", "val_auc_cross_untwinned")
 SBI_LANDMARKS = ("5point", "mesh", "mixed")
 # what --hold-out can leave out of a run (training and validation alike): one FF++ manipulation, the DFDC
 # faces (real and fake), or the generated faces with the FFHQ photos they imitate
@@ -104,7 +104,9 @@ class TrainConfig:
                                    "val_auc_ffpp (FF++ originals against FF++ fakes only, the part like faces/test) "
                                    "or val_auc_cross (the mean AUC over validation's sources, each against its "
                                    "own reals: FF++, DFDC, generated faces; easy reals of one source cannot "
-                                   "flatter another's)")
+                                   "flatter another's) or val_auc_cross_untwinned (val_auc_cross with the FF++ "
+                                   "originals that have a twin in the random split's training part left out: "
+                                   "for a run started from weights that trained on that split)")
     resume: bool = _f(True, "resume from run_dir/last.pt if present")
     groups_limit: int | None = _f(None, "use only the first N images per group (tests)")
     cache_dir: str | None = None

@@ -16,7 +16,8 @@ from ..config import ModelSpec
 from .augment import resize_to
 from .calibrate import calibration
 from .config import SELECT_METRICS, TrainConfig, member_spec
-from .dataset import EpochSet, TrainData, fake_val_groups, load_train_data
+from .dataset import (TWIN_CUT, EpochSet, TrainData, cross_val_auc, fake_val_groups, load_train_data,
+                      untwinned_val_mask)
 from .metrics import roc_auc
 
 __all__ = ["train", "predict_logits", "load_run", "load_weights", "build_for_training"]
@@ -130,7 +131,10 @@ def _time_lr(cfg: TrainConfig, elapsed_s: float) -> float:
     return cfg.lr * max(scale, 0.01)
 
 
-def _epoch_record(cfg, data: TrainData, val_logits, epoch, step, lr, stats, t0) -> dict[str, Any]:
+def _epoch_record(cfg, data: TrainData, val_logits, epoch, step, lr, stats, t0,
+                  keep: np.ndarray | None = None) -> dict[str, Any]:
+    """One line of metrics.jsonl. ``keep``: :func:`~.dataset.untwinned_val_mask` over the split, for
+    ``val_auc_cross_untwinned``."""
     yv = data.val_labels
     cal = calibration(yv, val_logits, data.val_groups)
     per_group = {}
@@ -143,6 +147,8 @@ def _epoch_record(cfg, data: TrainData, val_logits, epoch, step, lr, stats, t0) 
         "train_loss": stats["loss"] / max(stats["n"], 1), "train_acc": stats["correct"] / max(stats["n"], 1),
         "train_img_per_s": stats["n"] / max(stats["s"], 1e-9), "samples": stats["n"],
         "val_auc": cal["auc"], "val_auc_ffpp": cal["auc_ffpp"], "val_auc_cross": cal["auc_cross"],
+        **({} if keep is None else {"val_auc_cross_untwinned": cross_val_auc(
+            yv[keep], [g for g, k in zip(data.val_groups, keep) if k], np.asarray(val_logits)[keep])}),
         "val_auc_by_source": cal["auc_by_source"], "val_log_loss_raw": cal["log_loss_before"],
         "val_temperature": cal["temperature"], "val_log_loss": cal["log_loss"], "val_ece": cal["ece"],
         "val_acc": cal["acc"], "val_auc_per_group": per_group, "elapsed_s": time.time() - t0,
@@ -171,6 +177,9 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = member_spec(cfg)
     data = data or load_train_data(cfg)
+    # the originals a model trained on the random split has seen a frame of (--init from such weights)
+    keep = (untwinned_val_mask(cfg, data.val_groups, TWIN_CUT) if cfg.select_on == "val_auc_cross_untwinned"
+            else None)
 
     model = build_for_training(cfg).to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -250,7 +259,7 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
         val_logits = predict_logits(model, data.val_images, spec, device)
         # the time schedule sets the rate before each step (the LambdaLR's own step resets it after)
         lr = lr_now if cfg.schedule == "time" else opt.param_groups[0]["lr"]
-        rec = _epoch_record(cfg, data, val_logits, epoch, step, lr, stats, t0)
+        rec = _epoch_record(cfg, data, val_logits, epoch, step, lr, stats, t0, keep)
         with open(run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
         print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()
@@ -258,7 +267,8 @@ def train(cfg: TrainConfig, data: TrainData | None = None, progress: bool = True
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         if rec[cfg.select_on] > best.get(cfg.select_on, -1.0):
             best = {"val_auc": rec["val_auc"], "val_auc_ffpp": rec["val_auc_ffpp"],
-                    "val_auc_cross": rec["val_auc_cross"], "epoch": epoch + 1, "step": step}
+                    "val_auc_cross": rec["val_auc_cross"], cfg.select_on: rec[cfg.select_on],
+                    "epoch": epoch + 1, "step": step}
             _save(run_dir / "best.pt", {"model": state, "epoch": epoch, "val_logits": val_logits,
                                         "val_labels": data.val_labels, "val_groups": data.val_groups,
                                         "config": asdict(cfg), "metrics": rec})
