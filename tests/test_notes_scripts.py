@@ -36,8 +36,28 @@ def test_every_script_is_covered() -> None:
 def test_ship_check_has_every_rule() -> None:
     r = subprocess.run([sys.executable, "notes/scripts/ship_check.py", "--help"], cwd=ROOT, env=_env(),
                        capture_output=True, text=True, timeout=120)
-    for rule in ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross"):
+    for rule in ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross", "auc-cross-untwinned"):
         assert rule in r.stdout
+
+
+def test_ship_check_untwinned_rule_needs_all_three_criteria() -> None:
+    """--rule auc-cross-untwinned: a candidate passes only with auc_cross_untwinned above the shipped one's by
+    more than the margin, no more unseen originals called FAKE, and DFDC and generated faces within the slack;
+    these are the figures of notes/logs/ship_check_xception_twinfree.json, rounded."""
+    sys.path.insert(0, str(ROOT / "notes" / "scripts"))
+    try:
+        from ship_check import untwinned_passes
+    finally:
+        sys.path.pop(0)
+    ref = {"auc_cross_untwinned": 0.854, "ffpp_originals_fake_share": {"untwinned": 0.327},
+           "auc_by_source": {"ffpp": 0.884, "dfdc": 0.936, "gan": 0.827}}
+    cand = {"auc_cross_untwinned": 0.8606, "ffpp_originals_fake_share": {"untwinned": 0.265},
+            "auc_by_source": {"ffpp": 0.881, "dfdc": 0.936, "gan": 0.812}}
+    assert untwinned_passes(cand, ref)
+    assert not untwinned_passes({**cand, "auc_cross_untwinned": 0.858}, ref)  # gain 0.004 <= margin
+    assert not untwinned_passes({**cand, "ffpp_originals_fake_share": {"untwinned": 0.35}}, ref)
+    assert not untwinned_passes({**cand, "auc_by_source": {**cand["auc_by_source"], "gan": 0.79}}, ref)
+    assert not untwinned_passes({**cand, "auc_by_source": {**cand["auc_by_source"], "dfdc": 0.90}}, ref)
 
 
 def test_results_md_is_what_index_py_writes(tmp_path: Path) -> None:

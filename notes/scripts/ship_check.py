@@ -40,6 +40,11 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   (``auc_cross_untwinned``). The rule itself is in each experiment's README
   (typically: the candidate's auc_cross above the shipped one's by more than 0.005, its FF++ part no more than
   0.01 below), and ``--margin`` / ``--ffpp-slack`` check it against the first directory given.
+``--rule auc-cross-untwinned`` (the rule of notes/experiments/2026-12-06-untwinned-xception/ and the experiments
+  that name it; the same scoring): a candidate passes if its auc_cross_untwinned beats the first directory's by
+  more than ``--margin``, its share of untwinned FF++ originals called FAKE is no higher, and neither its DFDC
+  nor its generated-face AUC is more than ``--source-slack`` (0.03) below. Before 2026-12-06 23:30 those
+  experiments applied it by hand to this script's auc-cross output, whose ``passes`` is the plain auc-cross rule.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 The gan rule judged the candidate pair alone, and still does.
@@ -102,7 +107,7 @@ def _criteria(rule: str, c: dict, r: dict) -> dict[str, bool]:
     raise ValueError(rule)
 
 
-RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross")
+RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross", "auc-cross-untwinned")
 
 
 def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -147,10 +152,22 @@ def _untwinned_figures(labels, z, groups, keep: np.ndarray, threshold: float) ->
             "ffpp_originals_fake_share": {"untwinned": fake_share(free), "twinned": fake_share(twinned)}}
 
 
-def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float) -> dict:
+def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03) -> bool:
+    """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``."""
+    share = "ffpp_originals_fake_share"
+    return bool(row["auc_cross_untwinned"] > ref["auc_cross_untwinned"] + margin
+                and row[share]["untwinned"] <= ref[share]["untwinned"]
+                and all(row["auc_by_source"][s] >= ref["auc_by_source"][s] - source_slack for s in ("dfdc", "gan")))
+
+
+def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float,
+              untwinned: bool = False, source_slack: float = 0.03) -> dict:
     """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
-    FF++ part is at most ``ffpp_slack`` below it."""
+    FF++ part is at most ``ffpp_slack`` below it. ``untwinned`` (``--rule auc-cross-untwinned``): they pass
+    if their auc_cross_untwinned beats the first's by more than ``margin``, they call no larger share of the
+    untwinned FF++ originals FAKE, and neither their DFDC nor their generated-face AUC is more than
+    ``source_slack`` below the first's."""
     from deepfake_demo.cards import read_cards, read_ensemble_card
     from deepfake_demo.training.calibrate import calibration
     from deepfake_demo.training.config import TrainConfig
@@ -174,8 +191,13 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
         print(str(wdir), json.dumps(row, default=float), flush=True)
     ref = results[str(ensembles[0])]
     for name, row in list(results.items())[1:]:
-        row["passes"] = bool(row["auc_cross"] > ref["auc_cross"] + margin
-                             and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
+        if untwinned:
+            row["passes"] = untwinned_passes(row, ref, margin, source_slack)
+            row["rule"] = "auc-cross-untwinned"
+        else:
+            row["passes"] = bool(row["auc_cross"] > ref["auc_cross"] + margin
+                                 and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
+            row["rule"] = "auc-cross"
     return results
 
 
@@ -190,12 +212,15 @@ def main() -> int:
                     help="auc-cross: weights directories, the reference (shipped) first")
     ap.add_argument("--margin", type=float, default=0.005, help="auc-cross: auc_cross must beat the first by more")
     ap.add_argument("--ffpp-slack", type=float, default=0.01, help="auc-cross: FF++ part at most this below the first")
+    ap.add_argument("--source-slack", type=float, default=0.03,
+                    help="auc-cross-untwinned: DFDC and generated-face AUC at most this below the first")
     ap.add_argument("--out", type=Path, help="auc-cross: also write the figures here (JSON)")
     args = ap.parse_args()
-    if args.rule == "auc-cross":
+    if args.rule in ("auc-cross", "auc-cross-untwinned"):
         if not args.split_from or not args.ensembles:
-            ap.error("--rule auc-cross needs --split-from and --ensembles")
-        results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack)
+            ap.error(f"--rule {args.rule} needs --split-from and --ensembles")
+        results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack,
+                            untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack)
         if args.out:
             args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
         return 0
