@@ -45,6 +45,9 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   more than ``--margin``, its share of untwinned FF++ originals called FAKE is no higher, and neither its DFDC
   nor its generated-face AUC is more than ``--source-slack`` (0.03) below. Before 2026-12-06 23:30 those
   experiments applied it by hand to this script's auc-cross output, whose ``passes`` is the plain auc-cross rule.
+  Both auc-cross rules also report a paired bootstrap of their figure against the first directory
+  (``--bootstrap``, 1,000 resamples by default; ``bootstrap_vs_first`` in the output): the gain's standard
+  error and 95 % interval, for a rule to ask for a gain beyond the split's noise.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 The gan rule judged the candidate pair alone, and still does.
@@ -152,6 +155,31 @@ def _untwinned_figures(labels, z, groups, keep: np.ndarray, threshold: float) ->
             "ffpp_originals_fake_share": {"untwinned": fake_share(free), "twinned": fake_share(twinned)}}
 
 
+def paired_bootstrap(labels, groups, z_ref, z_cand, keep: np.ndarray | None = None, n: int = 1000,
+                     seed: int = 0) -> dict:
+    """How far the candidate's ``auc_cross`` (on the crops ``keep`` selects: ``auc_cross_untwinned`` with
+    :func:`~deepfake_demo.training.dataset.untwinned_val_mask`) is above the reference's beyond the noise of
+    the split: both scored on the same ``n`` resamples of the validation crops, drawn with replacement within
+    each group (so every source keeps its size). Returns the point difference, the resamples' standard error
+    and 95 % interval of it, and the share of resamples in which the candidate is ahead."""
+    from deepfake_demo.training.dataset import cross_val_auc
+
+    y, g = np.asarray(labels), np.asarray(groups)
+    a, b = np.asarray(z_ref, np.float64), np.asarray(z_cand, np.float64)
+    if keep is not None:
+        y, g, a, b = y[keep], g[keep], a[keep], b[keep]
+    point = cross_val_auc(y, g, b) - cross_val_auc(y, g, a)
+    rng = np.random.default_rng(seed)
+    members = [np.nonzero(g == name)[0] for name in dict.fromkeys(g)]
+    diffs = np.empty(n)
+    for i in range(n):
+        idx = np.concatenate([rng.choice(m, len(m)) for m in members])
+        diffs[i] = cross_val_auc(y[idx], g[idx], b[idx]) - cross_val_auc(y[idx], g[idx], a[idx])
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return {"diff": float(point), "se": float(diffs.std(ddof=1)), "ci95": [float(lo), float(hi)],
+            "share_candidate_ahead": float((diffs > 0).mean()), "resamples": n}
+
+
 def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03) -> bool:
     """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``."""
     share = "ffpp_originals_fake_share"
@@ -161,22 +189,25 @@ def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: 
 
 
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float,
-              untwinned: bool = False, source_slack: float = 0.03) -> dict:
+              untwinned: bool = False, source_slack: float = 0.03, bootstrap: int = 0) -> dict:
     """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
     FF++ part is at most ``ffpp_slack`` below it. ``untwinned`` (``--rule auc-cross-untwinned``): they pass
     if their auc_cross_untwinned beats the first's by more than ``margin``, they call no larger share of the
     untwinned FF++ originals FAKE, and neither their DFDC nor their generated-face AUC is more than
-    ``source_slack`` below the first's."""
+    ``source_slack`` below the first's. ``bootstrap`` (resamples, 0 = off): each later directory also gets
+    :func:`paired_bootstrap` against the first, for the figure its rule judges (reported, not part of a rule
+    fixed before 2026-12-06 23:40)."""
     from deepfake_demo.cards import read_cards, read_ensemble_card
     from deepfake_demo.training.calibrate import calibration
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    results, keep = {}, None
+    results, keep, logits = {}, None, {}
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
         z, labels, groups = ensemble_val_logits(wdir, cfg)
+        logits[str(wdir)] = z
         keep = untwinned_val_mask(cfg, groups, TWIN_CUT) if keep is None else keep  # one split for every wdir
         cal = calibration(labels, z, groups)
         results[str(wdir)] = {"members": [c.name for c in cards],
@@ -198,6 +229,11 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
             row["passes"] = bool(row["auc_cross"] > ref["auc_cross"] + margin
                                  and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
             row["rule"] = "auc-cross"
+        if bootstrap:
+            row["bootstrap_vs_first"] = {
+                "figure": "auc_cross_untwinned" if untwinned else "auc_cross",
+                **paired_bootstrap(labels, groups, logits[str(ensembles[0])], logits[name],
+                                   keep if untwinned else None, bootstrap)}
     return results
 
 
@@ -214,13 +250,17 @@ def main() -> int:
     ap.add_argument("--ffpp-slack", type=float, default=0.01, help="auc-cross: FF++ part at most this below the first")
     ap.add_argument("--source-slack", type=float, default=0.03,
                     help="auc-cross-untwinned: DFDC and generated-face AUC at most this below the first")
+    ap.add_argument("--bootstrap", type=int, default=1000,
+                    help="auc-cross rules: paired bootstrap resamples of the rule's figure against the first "
+                         "directory (0 = off)")
     ap.add_argument("--out", type=Path, help="auc-cross: also write the figures here (JSON)")
     args = ap.parse_args()
     if args.rule in ("auc-cross", "auc-cross-untwinned"):
         if not args.split_from or not args.ensembles:
             ap.error(f"--rule {args.rule} needs --split-from and --ensembles")
         results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack,
-                            untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack)
+                            untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack,
+                            bootstrap=args.bootstrap)
         if args.out:
             args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
         return 0
