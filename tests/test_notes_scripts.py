@@ -41,15 +41,21 @@ def test_ship_check_has_every_rule() -> None:
         assert rule in r.stdout
 
 
+def _ship_check():
+    """notes/scripts/ship_check.py as a module (it is a script, not on the path)."""
+    sys.path.insert(0, str(ROOT / "notes" / "scripts"))
+    try:
+        import ship_check
+    finally:
+        sys.path.pop(0)
+    return ship_check
+
+
 def test_ship_check_untwinned_rule_needs_all_three_criteria() -> None:
     """--rule auc-cross-untwinned: a candidate passes only with auc_cross_untwinned above the shipped one's by
     more than the margin, no more unseen originals called FAKE, and DFDC and generated faces within the slack;
     these are the figures of notes/logs/ship_check_xception_twinfree.json, rounded."""
-    sys.path.insert(0, str(ROOT / "notes" / "scripts"))
-    try:
-        from ship_check import untwinned_passes
-    finally:
-        sys.path.pop(0)
+    untwinned_passes = _ship_check().untwinned_passes
     ref = {"auc_cross_untwinned": 0.854, "ffpp_originals_fake_share": {"untwinned": 0.327},
            "auc_by_source": {"ffpp": 0.884, "dfdc": 0.936, "gan": 0.827}}
     cand = {"auc_cross_untwinned": 0.8606, "ffpp_originals_fake_share": {"untwinned": 0.265},
@@ -86,11 +92,7 @@ def test_ship_check_paired_bootstrap_separates_noise_from_a_real_gain() -> None:
     """The bootstrap of the rule's figure: an identical candidate differs by exactly 0; a candidate that ranks
     every source's crops better is ahead in (nearly) every resample, with an interval above 0; a candidate
     with the same scores bar a little noise has an interval around 0; ``keep`` leaves crops out."""
-    sys.path.insert(0, str(ROOT / "notes" / "scripts"))
-    try:
-        from ship_check import paired_bootstrap
-    finally:
-        sys.path.pop(0)
+    paired_bootstrap = _ship_check().paired_bootstrap
     rng = np.random.default_rng(1)
     groups = (["train_real_ffpp"] * 60 + ["train_fake_Deepfakes"] * 60 + ["train_dfdc_real"] * 50
               + ["train_dfdc_fake"] * 50)

@@ -212,9 +212,14 @@ def source_val_aucs(labels: np.ndarray, groups: Sequence[str], scores: np.ndarra
     return out
 
 
-def cross_val_auc(labels: np.ndarray, groups: Sequence[str], scores: np.ndarray) -> float:
+def cross_val_auc(labels: np.ndarray, groups: Sequence[str], scores: np.ndarray,
+                  keep: np.ndarray | None = None) -> float:
     """The mean of :func:`source_val_aucs`: a model must tell fakes from reals within every source, and
-    easy reals of one source cannot make up for another source's fakes."""
+    easy reals of one source cannot make up for another source's fakes. ``keep`` (bool over the split)
+    scores only those crops: with :func:`untwinned_val_mask`, ``auc_cross_untwinned``."""
+    if keep is not None:
+        labels, scores = np.asarray(labels)[keep], np.asarray(scores)[keep]
+        groups = [g for g, k in zip(groups, keep) if k]
     aucs = source_val_aucs(labels, groups, scores)
     return float(np.mean(list(aucs.values()))) if aucs else float("nan")
 

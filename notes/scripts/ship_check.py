@@ -68,6 +68,8 @@ output are the other rules' now).
       --reference runs/shipped_before --runs runs/efficientnet_b0_160_gan runs/legacy_xception_160_gan
   .venv/bin/python notes/scripts/ship_check.py --rule auc-cross \\
       --split-from runs/xception_imagenet --ensembles weights runs/cand_xi --out ship_check.json
+  .venv/bin/python notes/scripts/ship_check.py --rule auc-cross-untwinned \\
+      --split-from runs/shipped_split --ensembles weights runs/cand --out ship_check.json
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 
 import numpy as np  # noqa: E402
 
-from deepfake_demo.training.dataset import TWIN_CUT, untwinned_val_mask  # noqa: E402
+from deepfake_demo.training.dataset import TWIN_CUT, cross_val_auc, untwinned_val_mask  # noqa: E402
 
 GAN_VAL_GROUPS = ("train_real_ffhq", "train_fake_stylegan", "train_fake_stylegan2")
 
@@ -162,11 +164,9 @@ def paired_bootstrap(labels, groups, z_ref, z_cand, keep: np.ndarray | None = No
     the split: both scored on the same ``n`` resamples of the validation crops, drawn with replacement within
     each group (so every source keeps its size). Returns the point difference, the resamples' standard error
     and 95 % interval of it, and the share of resamples in which the candidate is ahead."""
-    from deepfake_demo.training.dataset import cross_val_auc
-
     y, g = np.asarray(labels), np.asarray(groups)
     a, b = np.asarray(z_ref, np.float64), np.asarray(z_cand, np.float64)
-    if keep is not None:
+    if keep is not None:  # resample the kept crops only
         y, g, a, b = y[keep], g[keep], a[keep], b[keep]
     point = cross_val_auc(y, g, b) - cross_val_auc(y, g, a)
     rng = np.random.default_rng(seed)
@@ -203,7 +203,7 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    results, keep, logits = {}, None, {}
+    results, keep, logits = {}, None, {}  # every wdir is scored on the same split (labels, groups)
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
         z, labels, groups = ensemble_val_logits(wdir, cfg)
@@ -217,8 +217,7 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
                                                    float(ens.threshold) if ens is not None else 0.5)}
         row = results[str(wdir)]
         if row["auc_ffpp_untwinned"] is not None:  # auc_cross with the FF++ part judged on untwinned originals
-            by = {**row["auc_by_source"], "ffpp": row["auc_ffpp_untwinned"]}
-            row["auc_cross_untwinned"] = float(np.mean(list(by.values())))
+            row["auc_cross_untwinned"] = cross_val_auc(labels, groups, z, keep)
         print(str(wdir), json.dumps(row, default=float), flush=True)
     ref = results[str(ensembles[0])]
     for name, row in list(results.items())[1:]:
