@@ -65,6 +65,12 @@ def test_ship_check_untwinned_rule_needs_all_three_criteria() -> None:
     assert not untwinned_passes({**cand, "ffpp_originals_fake_share": {"untwinned": 0.35}}, ref)
     assert not untwinned_passes({**cand, "auc_by_source": {**cand["auc_by_source"], "gan": 0.79}}, ref)
     assert not untwinned_passes({**cand, "auc_by_source": {**cand["auc_by_source"], "dfdc": 0.90}}, ref)
+    # --gain-beyond-noise: that candidate's bootstrap interval (-0.005, +0.019; notes/logs/
+    # ship_check_bootstrap_xception_continued.json) keeps it out; an interval above 0 lets a smaller gain in
+    assert not untwinned_passes(cand, ref, interval=[-0.005, 0.019])
+    assert untwinned_passes({**cand, "auc_cross_untwinned": 0.857}, ref, interval=[0.001, 0.006])
+    assert not untwinned_passes({**cand, "ffpp_originals_fake_share": {"untwinned": 0.35}}, ref,
+                                interval=[0.001, 0.006])
 
 
 def test_results_md_is_what_index_py_writes(tmp_path: Path) -> None:

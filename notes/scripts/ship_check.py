@@ -47,7 +47,8 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   experiments applied it by hand to this script's auc-cross output, whose ``passes`` is the plain auc-cross rule.
   Both auc-cross rules also report a paired bootstrap of their figure against the first directory
   (``--bootstrap``, 1,000 resamples by default; ``bootstrap_vs_first`` in the output): the gain's standard
-  error and 95 % interval, for a rule to ask for a gain beyond the split's noise.
+  error and 95 % interval, for a rule to ask for a gain beyond the split's noise; ``--gain-beyond-noise`` (rules
+  registered from 2026-12-07 on) asks it: the interval must lie above 0, in place of ``--margin``.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 The gan rule judged the candidate pair alone, and still does.
@@ -180,16 +181,22 @@ def paired_bootstrap(labels, groups, z_ref, z_cand, keep: np.ndarray | None = No
             "share_candidate_ahead": float((diffs > 0).mean()), "resamples": n}
 
 
-def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03) -> bool:
-    """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``."""
+def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03,
+                     interval: list[float] | None = None) -> bool:
+    """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``.
+    ``interval`` (``--gain-beyond-noise``: the paired bootstrap's 95 % interval of the gain) replaces the fixed
+    ``margin``: the gain must then have its whole interval above 0."""
     share = "ffpp_originals_fake_share"
-    return bool(row["auc_cross_untwinned"] > ref["auc_cross_untwinned"] + margin
+    gain = (interval[0] > 0 if interval is not None
+            else row["auc_cross_untwinned"] > ref["auc_cross_untwinned"] + margin)
+    return bool(gain
                 and row[share]["untwinned"] <= ref[share]["untwinned"]
                 and all(row["auc_by_source"][s] >= ref["auc_by_source"][s] - source_slack for s in ("dfdc", "gan")))
 
 
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float,
-              untwinned: bool = False, source_slack: float = 0.03, bootstrap: int = 0) -> dict:
+              untwinned: bool = False, source_slack: float = 0.03, bootstrap: int = 0,
+              beyond_noise: bool = False) -> dict:
     """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
     FF++ part is at most ``ffpp_slack`` below it. ``untwinned`` (``--rule auc-cross-untwinned``): they pass
@@ -197,7 +204,10 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     untwinned FF++ originals FAKE, and neither their DFDC nor their generated-face AUC is more than
     ``source_slack`` below the first's. ``bootstrap`` (resamples, 0 = off): each later directory also gets
     :func:`paired_bootstrap` against the first, for the figure its rule judges (reported, not part of a rule
-    fixed before 2026-12-06 23:40)."""
+    fixed before 2026-12-06 23:40). ``beyond_noise`` (``--gain-beyond-noise``, rules from 2026-12-07 on; needs
+    ``bootstrap``): the gain must have its bootstrap 95 % interval above 0 instead of beating ``margin``."""
+    if beyond_noise and not bootstrap:
+        raise ValueError("--gain-beyond-noise needs --bootstrap > 0")
     from deepfake_demo.cards import read_cards, read_ensemble_card
     from deepfake_demo.training.calibrate import calibration
     from deepfake_demo.training.config import TrainConfig
@@ -221,18 +231,21 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
         print(str(wdir), json.dumps(row, default=float), flush=True)
     ref = results[str(ensembles[0])]
     for name, row in list(results.items())[1:]:
-        if untwinned:
-            row["passes"] = untwinned_passes(row, ref, margin, source_slack)
-            row["rule"] = "auc-cross-untwinned"
-        else:
-            row["passes"] = bool(row["auc_cross"] > ref["auc_cross"] + margin
-                                 and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
-            row["rule"] = "auc-cross"
         if bootstrap:
             row["bootstrap_vs_first"] = {
                 "figure": "auc_cross_untwinned" if untwinned else "auc_cross",
                 **paired_bootstrap(labels, groups, logits[str(ensembles[0])], logits[name],
                                    keep if untwinned else None, bootstrap)}
+        interval = row["bootstrap_vs_first"]["ci95"] if beyond_noise else None
+        if untwinned:
+            row["passes"] = untwinned_passes(row, ref, margin, source_slack, interval)
+            row["rule"] = "auc-cross-untwinned"
+        else:
+            gain = interval[0] > 0 if interval is not None else row["auc_cross"] > ref["auc_cross"] + margin
+            row["passes"] = bool(gain and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
+            row["rule"] = "auc-cross"
+        if beyond_noise:
+            row["rule"] += " (gain beyond noise: bootstrap 95 % interval above 0)"
     return results
 
 
@@ -252,14 +265,19 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=1000,
                     help="auc-cross rules: paired bootstrap resamples of the rule's figure against the first "
                          "directory (0 = off)")
+    ap.add_argument("--gain-beyond-noise", action="store_true",
+                    help="auc-cross rules: the gain must have its bootstrap 95 %% interval above 0 (in place of "
+                         "--margin)")
     ap.add_argument("--out", type=Path, help="auc-cross: also write the figures here (JSON)")
     args = ap.parse_args()
     if args.rule in ("auc-cross", "auc-cross-untwinned"):
         if not args.split_from or not args.ensembles:
             ap.error(f"--rule {args.rule} needs --split-from and --ensembles")
+        if args.gain_beyond_noise and not args.bootstrap:
+            ap.error("--gain-beyond-noise needs --bootstrap > 0")
         results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack,
                             untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack,
-                            bootstrap=args.bootstrap)
+                            bootstrap=args.bootstrap, beyond_noise=args.gain_beyond_noise)
         if args.out:
             args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
         return 0
