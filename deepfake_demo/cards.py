@@ -333,7 +333,7 @@ def loso_markdown(results: Sequence[Mapping[str, Any]] | None) -> list[str]:
            "costs. The shipped members trained far longer, so their own figures are higher; expect a similar "
            "gap on media unlike their training data.", ""]
     for res in tables:
-        title = res.get("member_title") or "EfficientNet-Lite0"  # the first table (loso.json) names none
+        title = res.get("member_title") or "EfficientNet-Lite0"  # tables written before loso named their member
         out += [f"**{title} recipe.**", "",
                 "| source left out | n | AUC when left out | AUC when trained on |", "|---|---|---|---|"]
         for r in res["rows"]:
