@@ -69,7 +69,7 @@ output are the other rules' now).
       --reference runs/shipped_before --runs runs/efficientnet_b0_160_gan runs/legacy_xception_160_gan
   .venv/bin/python notes/scripts/ship_check.py --rule auc-cross \\
       --split-from runs/xception_imagenet --ensembles weights runs/cand_xi --out ship_check.json
-  .venv/bin/python notes/scripts/ship_check.py --rule auc-cross-untwinned \\
+  .venv/bin/python notes/scripts/ship_check.py --rule auc-cross-untwinned --gain-beyond-noise \\
       --split-from runs/shipped_split --ensembles weights runs/cand --out ship_check.json
 """
 from __future__ import annotations
@@ -181,15 +181,18 @@ def paired_bootstrap(labels, groups, z_ref, z_cand, keep: np.ndarray | None = No
             "share_candidate_ahead": float((diffs > 0).mean()), "resamples": n}
 
 
+def _gains(figure: str, row: dict, ref: dict, margin: float, interval: list[float] | None) -> bool:
+    """Whether ``row``'s ``figure`` beats ``ref``'s: by more than ``margin``, or, given ``interval``
+    (``--gain-beyond-noise``: the paired bootstrap's 95 % interval of the gain), with all of it above 0."""
+    return interval[0] > 0 if interval is not None else row[figure] > ref[figure] + margin
+
+
 def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03,
                      interval: list[float] | None = None) -> bool:
-    """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``.
-    ``interval`` (``--gain-beyond-noise``: the paired bootstrap's 95 % interval of the gain) replaces the fixed
-    ``margin``: the gain must then have its whole interval above 0."""
+    """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``
+    (``interval``: see :func:`_gains`)."""
     share = "ffpp_originals_fake_share"
-    gain = (interval[0] > 0 if interval is not None
-            else row["auc_cross_untwinned"] > ref["auc_cross_untwinned"] + margin)
-    return bool(gain
+    return bool(_gains("auc_cross_untwinned", row, ref, margin, interval)
                 and row[share]["untwinned"] <= ref[share]["untwinned"]
                 and all(row["auc_by_source"][s] >= ref["auc_by_source"][s] - source_slack for s in ("dfdc", "gan")))
 
@@ -241,8 +244,8 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
             row["passes"] = untwinned_passes(row, ref, margin, source_slack, interval)
             row["rule"] = "auc-cross-untwinned"
         else:
-            gain = interval[0] > 0 if interval is not None else row["auc_cross"] > ref["auc_cross"] + margin
-            row["passes"] = bool(gain and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
+            row["passes"] = bool(_gains("auc_cross", row, ref, margin, interval)
+                                 and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
             row["rule"] = "auc-cross"
         if beyond_noise:
             row["rule"] += " (gain beyond noise: bootstrap 95 % interval above 0)"
