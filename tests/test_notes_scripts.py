@@ -114,3 +114,38 @@ def test_ship_check_paired_bootstrap_separates_noise_from_a_real_gain() -> None:
     keep[:30] = False  # half the FF++ originals out, as --rule auc-cross-untwinned leaves the twinned ones
     part = paired_bootstrap(labels, groups, ref, labels * 2.0, keep, n=20)
     assert part["diff"] != pytest.approx(paired_bootstrap(labels, groups, ref, labels * 2.0, n=20)["diff"])
+
+
+def _script(name: str):
+    sys.path.insert(0, str(ROOT / "notes" / "scripts"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.pop(0)
+
+
+def test_ffpp_groups_links_only_pairs_at_the_cut_and_chains_below_it() -> None:
+    """Crops 0-1-2 form a chain (0.96, 0.94), 3 stands alone: at 0.95 only 0 and 1 join; at 0.93 the chain
+    pulls 2 in as well, as the large chained groups of notes/logs/ffpp_groups.json do."""
+    components = _script("ffpp_groups").components
+    sim = np.eye(4)
+    sim[0, 1] = sim[1, 0] = 0.96
+    sim[1, 2] = sim[2, 1] = 0.94
+    sim[0, 2] = sim[2, 0] = 0.80
+    at95, at93 = components(sim, 0.95), components(sim, 0.93)
+    assert at95[0] == at95[1] and len(set(at95)) == 3
+    assert at93[0] == at93[1] == at93[2] and at93[3] != at93[0]
+
+
+def test_false_alarms_verdicts_and_video_agreement() -> None:
+    """The app's band makes 0.7 FAKE, 0.5 UNCERTAIN, 0.2 REAL; members 0.9 apart make a confident mean
+    UNCERTAIN; a group counts as agreeing only when all its crops share a verdict."""
+    fa = _script("false_alarms")
+    p = np.array([0.7, 0.5, 0.2, 0.7])
+    members = np.array([[0.7, 0.5, 0.2, 0.95], [0.7, 0.5, 0.2, 0.05]])
+    v = fa.verdicts(p, members, 0.5)
+    assert list(v) == ["FAKE", "UNCERTAIN", "REAL", "UNCERTAIN"]
+    figs = fa.group_figures(np.array([0, 0, 1, 1, 2]), np.array(["FAKE", "FAKE", "REAL", "FAKE", "FAKE"]))
+    assert figs["groups"] == 3 and figs["groups_with_2plus"] == 2
+    assert figs["agreeing_share_of_2plus"] == 0.5
+    assert figs["groups_with_a_fake_call"] == 3 and figs["groups_all_fake"] == 2
