@@ -149,3 +149,14 @@ def test_false_alarms_verdicts_and_video_agreement() -> None:
     assert figs["groups"] == 3 and figs["groups_with_2plus"] == 2
     assert figs["agreeing_share_of_2plus"] == 0.5
     assert figs["groups_with_a_fake_call"] == 3 and figs["groups_all_fake"] == 2
+
+
+def test_false_alarms_interval_is_wider_when_calls_come_by_video() -> None:
+    """Ten videos of ten crops, three wholly FAKE: resampled by video the share's interval is far wider than
+    resampled as if the 100 crops were independent."""
+    share_interval = _script("false_alarms").share_interval
+    groups = np.repeat(np.arange(10), 10)
+    called = np.isin(groups, [0, 1, 2])
+    by_video, by_crop = share_interval(groups, called), share_interval(np.arange(100), called)
+    assert by_video[0] <= 0.3 <= by_video[1] and by_crop[0] <= 0.3 <= by_crop[1]
+    assert by_video[1] - by_video[0] > 1.5 * (by_crop[1] - by_crop[0])

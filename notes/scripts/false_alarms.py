@@ -5,7 +5,7 @@ Scores faces/test's 201 FF++ originals with the shipped ensemble (the crops ``ev
 the app's verdict per crop (the uncertain band and the members' disagreement rule); each member's FAKE share
 at its own card threshold; the originals grouped into videos by thumbnail correlation >= 0.95
 (notes/experiments/2026-12-07-ffpp-video-groups/) with how many groups hold a FAKE call and how often the
-crops of one group agree; and the face detail (``faces.face_detail``, the soft-face warning's measure) and
+crops of one group agree, with the FAKE share's 95 % interval resampled by group and by crop; and the face detail (``faces.face_detail``, the soft-face warning's measure) and
 brightness of FAKE-called crops against REAL-called ones. It measures; nothing is chosen on faces/test.
 ``--sheet`` also writes a contact sheet of the crops by verdict under runs/ (data: never commit it).
 
@@ -57,6 +57,19 @@ def group_figures(labels: np.ndarray, v: np.ndarray) -> dict:
             "agreeing_share_by_chance": round(chance, 3) if chance is not None else None}
 
 
+def share_interval(groups: np.ndarray, called: np.ndarray, n: int = 2000, seed: int = 0) -> list[float]:
+    """95 % interval of the share of ``called`` crops, resampling whole groups (videos) with replacement:
+    crops of one video are not independent draws."""
+    rng = np.random.default_rng(seed)
+    ids = np.unique(groups)
+    members = [np.nonzero(groups == g)[0] for g in ids]
+    shares = []
+    for _ in range(n):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))])
+        shares.append(called[idx].mean())
+    return [round(float(q), 3) for q in np.percentile(shares, [2.5, 97.5])]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default="weights")
@@ -98,6 +111,9 @@ def main() -> int:
                                                   for n in ens.names},
            "fake_calls_each_member_above_0.5": {n: int(((v == "FAKE") & (probs[n] >= 0.5)).sum()) for n in ens.names},
            "by_video_group_0.95": group_figures(groups, v),
+           "fake_share": round(float((v == "FAKE").mean()), 3),
+           "fake_share_ci95_resampled_by_group": share_interval(groups, v == "FAKE"),
+           "fake_share_ci95_resampled_by_crop": share_interval(np.arange(len(v)), v == "FAKE"),
            "face_detail": {k: summary(detail, v == k) for k in ("FAKE", "UNCERTAIN", "REAL")},
            "brightness": {k: summary(bright, v == k) for k in ("FAKE", "UNCERTAIN", "REAL")}}
     print(json.dumps(out, indent=1))
