@@ -149,6 +149,8 @@ def test_false_alarms_verdicts_and_video_agreement() -> None:
     assert figs["groups"] == 3 and figs["groups_with_2plus"] == 2
     assert figs["agreeing_share_of_2plus"] == 0.5
     assert figs["groups_with_a_fake_call"] == 3 and figs["groups_all_fake"] == 2
+    # a single crop is trivially "all FAKE": the 2+ counts leave it out
+    assert figs["groups_2plus_with_a_fake_call"] == 2 and figs["groups_2plus_all_fake"] == 1
 
 
 def test_false_alarms_interval_is_wider_when_calls_come_by_video() -> None:

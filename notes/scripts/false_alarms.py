@@ -48,11 +48,14 @@ def group_figures(labels: np.ndarray, v: np.ndarray) -> dict:
     agree = [len(set(v[labels == g])) == 1 for g in multi]
     fake_groups = [g for g in ids if (v[labels == g] == "FAKE").any()]
     all_fake = [g for g in ids if (v[labels == g] == "FAKE").all()]
+    all_fake_multi = [g for g in multi if (v[labels == g] == "FAKE").all()]
+    fake_multi = [g for g in multi if (v[labels == g] == "FAKE").any()]
     # chance agreement if verdicts fell independently with the same shares
     shares = {k: float((v == k).mean()) for k in ("FAKE", "UNCERTAIN", "REAL")}
     chance = float(np.mean([sum(s ** int((labels == g).sum()) for s in shares.values()) for g in multi])) if multi else None
     return {"groups": int(len(ids)), "groups_with_2plus": len(multi),
             "groups_with_a_fake_call": len(fake_groups), "groups_all_fake": len(all_fake),
+            "groups_2plus_with_a_fake_call": len(fake_multi), "groups_2plus_all_fake": len(all_fake_multi),
             "agreeing_share_of_2plus": round(float(np.mean(agree)), 3) if multi else None,
             "agreeing_share_by_chance": round(chance, 3) if chance is not None else None}
 
@@ -94,6 +97,11 @@ def main() -> int:
     p = ens.combine(dict(probs))
     member_p = np.stack([probs[n] for n in ens.names])
     v = verdicts(p, member_p, thr)
+    from deepfake_demo.aggregate import effective_band
+    from deepfake_demo.config import DECISION
+
+    band = effective_band(thr, DECISION.uncertain_band)
+    split = member_p.max(0) - member_p.min(0) > DECISION.disagreement
 
     cs = load_group(GROUP, size=160, margin=0.3)
     t = thumbnails(cs.images)
@@ -106,10 +114,12 @@ def main() -> int:
 
     out = {"weights": str(args.weights), "threshold": thr, "n": int(len(p)),
            "verdicts": {k: int((v == k).sum()) for k in ("FAKE", "UNCERTAIN", "REAL")},
-           "split_by_disagreement": int((member_p.max(0) - member_p.min(0) > 0.6).sum()),
+           "split_by_disagreement": int(split.sum()),
+           "split_that_the_band_alone_calls_fake": int((split & (p >= thr + band)).sum()),
            "member_fake_share_at_own_threshold": {n: round(float((probs[n] >= ens.threshold([n])).mean()), 3)
                                                   for n in ens.names},
-           "fake_calls_each_member_above_0.5": {n: int(((v == "FAKE") & (probs[n] >= 0.5)).sum()) for n in ens.names},
+           "fake_calls_each_member_at_or_above_0.5": {n: int(((v == "FAKE") & (probs[n] >= 0.5)).sum()) for n in ens.names},
+           "fake_calls_both_members_at_or_above_0.5": int(((v == "FAKE") & (member_p >= 0.5).all(0)).sum()),
            "by_video_group_0.95": group_figures(groups, v),
            "fake_share": round(float((v == "FAKE").mean()), 3),
            "fake_share_ci95_resampled_by_group": share_interval(groups, v == "FAKE"),

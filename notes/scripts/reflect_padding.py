@@ -10,7 +10,9 @@ videos (their labels are known; the FF++ ones are the videos faces/ was cut from
      box, resized to 299 px, then re-detected and cut at the member's margin (the crop cache's way).
 ``tightness`` is the median ratio of the MTCNN box's longer side to the crop on faces/train's FF++
 originals (measured here). The shipped ensemble scores both; printed: per video the mean calibrated
-probability A and B, and the share of frames called FAKE each way.
+probability A and B, and the frames called FAKE each way (the app's band and disagreement rule,
+``false_alarms.verdicts``). MTCNN's boxes are clipped to the image, so a measured tightness of 1.00 is a
+ceiling: the shared crops may be tighter still, and B then has more real surroundings than they do.
 
   .venv/bin/python notes/scripts/reflect_padding.py [--frames 8] [--out notes/logs/reflect_padding.json]
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> int:
@@ -37,8 +40,7 @@ def main() -> int:
     import torch
     from PIL import Image
 
-    from deepfake_demo.aggregate import effective_band
-    from deepfake_demo.config import DECISION
+    from false_alarms import verdicts
     from deepfake_demo.faces import crop_face, detect_faces, load_face_detector
     from deepfake_demo.models import load_ensemble, resolve_weights_dir
     from deepfake_demo.training.data import DATA_ROOT
@@ -61,8 +63,7 @@ def main() -> int:
 
     ens = load_ensemble(resolve_weights_dir(args.weights), "cpu")
     thr = ens.threshold()
-    band = effective_band(thr, DECISION.uncertain_band)
-    rows = []
+    rows, all_p = [], {"real": {"A": [], "B": []}, "fake": {"A": [], "B": []}}
     for label in ("real", "fake"):
         for video in sorted((DATA_ROOT / "videos" / label).glob("*.mp4")):
             cap = cv2.VideoCapture(str(video))
@@ -90,22 +91,28 @@ def main() -> int:
             cap.release()
             if not crops[ens.names[0]][0]:
                 continue
-            probs = {}
+            probs, called = {}, {}
             for way in (0, 1):
                 member = {name: ens.score_member(name, np.stack(c[way]), with_cam=False, batch_size=32).probs
                           for name, c in crops.items()}
                 probs["AB"[way]] = ens.combine(member)
+                called["AB"[way]] = verdicts(probs["AB"[way]], np.stack([member[n] for n in ens.names]), thr) == "FAKE"
             row = {"video": video.name, "label": label, "frames": int(len(probs["A"]))}
             for way, p in probs.items():
+                all_p[label][way].extend(p.tolist())
                 row[f"mean_p_{way}"] = round(float(np.mean(p)), 3)
-                row[f"fake_share_{way}"] = round(float(np.mean(p >= thr + band)), 3)
+                row[f"fake_frames_{way}"] = int(called[way].sum())
             rows.append(row)
             print(row, flush=True)
     out = {"weights": str(args.weights), "tightness_median": round(tight, 3), "tightness_n": len(ratios),
            "frames_per_video": args.frames, "videos": rows}
     for label in ("real", "fake"):
         sel = [r for r in rows if r["label"] == label]
-        out[f"{label}_mean_p"] = {w: round(float(np.mean([r[f"mean_p_{w}"] for r in sel])), 3) for w in "AB"}
+        n = sum(r["frames"] for r in sel)
+        out[f"{label}_frames"] = n
+        # frame-weighted: every frame counts once, whatever its video's length
+        out[f"{label}_mean_p"] = {w: round(float(np.mean(all_p[label][w])), 3) for w in "AB"}
+        out[f"{label}_fake_frames"] = {w: sum(r[f"fake_frames_{w}"] for r in sel) for w in "AB"}
     print(json.dumps({k: v for k, v in out.items() if k != "videos"}, indent=1))
     if args.out:
         args.out.write_text(json.dumps(out, indent=1) + "\n")
