@@ -1,12 +1,12 @@
-"""Which faces/test real faces does the shipped ensemble call FAKE, and are its false alarms a property
-of whole videos? (notes/experiments/2026-12-07-false-alarms/)
+"""Which faces/test real faces does the shipped ensemble call FAKE: one member or both, scattered or
+clustered? (notes/experiments/2026-12-07-false-alarms/)
 
 Scores faces/test's 201 FF++ originals with the shipped ensemble (the crops ``evaluate`` uses) and gives:
 the app's verdict per crop (the uncertain band and the members' disagreement rule); each member's FAKE share
-at its own card threshold; the originals grouped into videos by thumbnail correlation >= 0.95
-(notes/experiments/2026-12-07-ffpp-video-groups/) with how many groups hold a FAKE call and how often the
-crops of one group agree, with the FAKE share's 95 % interval resampled by group and by crop; and the face detail (``faces.face_detail``, the soft-face warning's measure) and
-brightness of FAKE-called crops against REAL-called ones. It measures; nothing is chosen on faces/test.
+at its own card threshold; the originals grouped by thumbnail correlation >= 0.95 (near-identical frames, roughly videos:
+notes/experiments/2026-12-07-ffpp-video-groups/) with how many groups hold a FAKE call and how often the
+crops of one group agree, with the FAKE share's 95 % interval resampled by group and by crop; and the face
+detail (``faces.face_detail``, the soft-face warning's measure) and brightness of FAKE-called crops against REAL-called ones. It measures; nothing is chosen on faces/test.
 ``--sheet`` also writes a contact sheet of the crops by verdict under runs/ (data: never commit it).
 
   .venv/bin/python notes/scripts/false_alarms.py [--weights weights] [--out notes/logs/false_alarms.json] [--sheet runs/false_alarms.png]
@@ -28,17 +28,17 @@ from ffpp_groups import components  # noqa: E402
 GROUP = "test_real_ffpp"
 
 
-def verdicts(p: np.ndarray, member_p: np.ndarray, threshold: float) -> np.ndarray:
-    """The app's crop verdicts: FAKE / REAL outside the uncertain band around ``threshold``, UNCERTAIN inside
-    it or when the members' probabilities (``member_p``, (members, N)) are further apart than the
-    disagreement setting."""
-    from deepfake_demo.aggregate import effective_band
+def verdicts(p: np.ndarray, member_p: np.ndarray | None, threshold: float) -> np.ndarray:
+    """The app's verdict for each crop (``aggregate.decide`` with the app's band and disagreement setting):
+    ``p`` the ensemble's probabilities, ``member_p`` (members, N) the members' (None: the band alone)."""
+    from deepfake_demo.aggregate import decide
     from deepfake_demo.config import DECISION
 
-    b = effective_band(threshold, DECISION.uncertain_band)
-    v = np.where(p >= threshold + b, "FAKE", np.where(p <= threshold - b, "REAL", "UNCERTAIN"))
-    split = member_p.max(0) - member_p.min(0) > DECISION.disagreement
-    return np.where(split, "UNCERTAIN", v)
+    def members(i: int) -> dict[str, float] | None:
+        return None if member_p is None else {str(k): float(m[i]) for k, m in enumerate(member_p)}
+
+    return np.array([decide(float(p[i]), threshold, DECISION.uncertain_band, members(i), DECISION.disagreement)[0]
+                     for i in range(len(p))])
 
 
 def group_figures(labels: np.ndarray, v: np.ndarray) -> dict:
@@ -97,11 +97,8 @@ def main() -> int:
     p = ens.combine(dict(probs))
     member_p = np.stack([probs[n] for n in ens.names])
     v = verdicts(p, member_p, thr)
-    from deepfake_demo.aggregate import effective_band
-    from deepfake_demo.config import DECISION
-
-    band = effective_band(thr, DECISION.uncertain_band)
-    split = member_p.max(0) - member_p.min(0) > DECISION.disagreement
+    band_alone = verdicts(p, None, thr)
+    split = (v == "UNCERTAIN") & (band_alone != "UNCERTAIN")  # made UNCERTAIN by the members' disagreement
 
     cs = load_group(GROUP, size=160, margin=0.3)
     t = thumbnails(cs.images)
@@ -114,8 +111,8 @@ def main() -> int:
 
     out = {"weights": str(args.weights), "threshold": thr, "n": int(len(p)),
            "verdicts": {k: int((v == k).sum()) for k in ("FAKE", "UNCERTAIN", "REAL")},
-           "split_by_disagreement": int(split.sum()),
-           "split_that_the_band_alone_calls_fake": int((split & (p >= thr + band)).sum()),
+           "split_by_disagreement_outside_the_band": int(split.sum()),
+           "split_that_the_band_alone_calls_fake": int((split & (band_alone == "FAKE")).sum()),
            "member_fake_share_at_own_threshold": {n: round(float((probs[n] >= ens.threshold([n])).mean()), 3)
                                                   for n in ens.names},
            "fake_calls_each_member_at_or_above_0.5": {n: int(((v == "FAKE") & (probs[n] >= 0.5)).sum()) for n in ens.names},

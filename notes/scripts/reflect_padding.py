@@ -4,7 +4,7 @@ reflection) push real faces towards FAKE? (notes/experiments/2026-12-07-false-al
 faces/test's real crops are 299 px tight face boxes: when they are re-cut at the models' margin (0.3),
 the border is a mirror image of the face, not the scene around it. In the app, faces in photos and videos
 usually have their real surroundings. This scores the same faces both ways, on frames of the 13 shared
-videos (their labels are known; the FF++ ones are the videos faces/ was cut from, in c23):
+videos (sampled and decoded as the app does, ``media.load_video``) (their labels are known; the FF++ ones are the videos faces/ was cut from, in c23):
   A: as the app cuts them (``crop_face`` at the member's margin, from the full frame);
   B: as the shared FF++ crops were made: a square of the face box's side / ``tightness`` around the
      box, resized to 299 px, then re-detected and cut at the member's margin (the crop cache's way).
@@ -36,12 +36,12 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    import cv2
     import torch
     from PIL import Image
 
     from false_alarms import verdicts
     from deepfake_demo.faces import crop_face, detect_faces, load_face_detector
+    from deepfake_demo.media import load_video
     from deepfake_demo.models import load_ensemble, resolve_weights_dir
     from deepfake_demo.training.data import DATA_ROOT
 
@@ -60,26 +60,19 @@ def main() -> int:
         if b is not None:
             ratios.append(max(b[2] - b[0], b[3] - b[1]) / img.shape[1])
     tight = float(np.median(ratios))
+    side_margin = 1.0 / tight - 1.0  # B's square: the face box's side / tightness
 
     ens = load_ensemble(resolve_weights_dir(args.weights), "cpu")
     thr = ens.threshold()
     rows, all_p = [], {"real": {"A": [], "B": []}, "fake": {"A": [], "B": []}}
     for label in ("real", "fake"):
         for video in sorted((DATA_ROOT / "videos" / label).glob("*.mp4")):
-            cap = cv2.VideoCapture(str(video))
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
             crops = {name: ([], []) for name in ens.names}
-            for k in np.linspace(0, n - 1, args.frames).astype(int):
-                cap.set(cv2.CAP_PROP_POS_FRAMES, int(k))
-                ok, bgr = cap.read()
-                if not ok:
-                    continue
-                frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            for frame in (f.image for f in load_video(video, n_frames=args.frames).frames):  # as the app samples
                 box = biggest(frame)
                 if box is None:
                     continue
                 # B's source: the tight square the shared FF++ crops are, at 299 px, then re-detected
-                side_margin = 1.0 / tight - 1.0
                 ffpp_like = crop_face(frame, box, side_margin, 299)
                 box_b = biggest(ffpp_like)
                 if box_b is None:
@@ -88,7 +81,6 @@ def main() -> int:
                     m, s = card.spec.crop_margin, card.spec.input_size
                     crops[card.name][0].append(crop_face(frame, box, m, s))
                     crops[card.name][1].append(crop_face(ffpp_like, box_b, m, s))
-            cap.release()
             if not crops[ens.names[0]][0]:
                 continue
             probs, called = {}, {}
