@@ -41,14 +41,17 @@ def test_ship_check_has_every_rule() -> None:
         assert rule in r.stdout
 
 
-def _ship_check():
-    """notes/scripts/ship_check.py as a module (it is a script, not on the path)."""
+def _script(name: str):
+    """notes/scripts/<name>.py as a module (the scripts are not on the path)."""
     sys.path.insert(0, str(ROOT / "notes" / "scripts"))
     try:
-        import ship_check
+        return __import__(name)
     finally:
         sys.path.pop(0)
-    return ship_check
+
+
+def _ship_check():
+    return _script("ship_check")
 
 
 def test_ship_check_untwinned_rule_needs_all_three_criteria() -> None:
@@ -114,14 +117,6 @@ def test_ship_check_paired_bootstrap_separates_noise_from_a_real_gain() -> None:
     keep[:30] = False  # half the FF++ originals out, as --rule auc-cross-untwinned leaves the twinned ones
     part = paired_bootstrap(labels, groups, ref, labels * 2.0, keep, n=20)
     assert part["diff"] != pytest.approx(paired_bootstrap(labels, groups, ref, labels * 2.0, n=20)["diff"])
-
-
-def _script(name: str):
-    sys.path.insert(0, str(ROOT / "notes" / "scripts"))
-    try:
-        return __import__(name)
-    finally:
-        sys.path.pop(0)
 
 
 def test_ffpp_groups_links_only_pairs_at_the_cut_and_chains_below_it() -> None:
