@@ -351,6 +351,23 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     by_card = json.loads(fit_ensemble(["efficientnet_b0", "resnet10t"], tmp_path / "weights",
                                       drop_twins=cut).read_text())
     assert by_card["fitted_without_twins"] == untw["fitted_without_twins"]
+    # a member with a larger input than the split's cache is scored on crops cut at its own size (as
+    # evaluate and inference cut them), crop for crop its run's validation, not on 160 px crops blown up
+    from deepfake_demo.training.loop import predict_logits
+    cfg3 = _replace(cfg, arch="resnet10t", input_size=192, cache_size=192, out_dir=str(tmp_path / "run3"))
+    train(cfg3, progress=False)
+    export_member(tmp_path / "run3", tmp_path / "weights3", reproduce="pytest")
+    card3 = read_cards(tmp_path / "weights3", ["resnet10t"])[0]
+    ck3 = torch.load(tmp_path / "run3" / "best.pt", map_location="cpu", weights_only=False)
+    vl3, vy3, vg3 = exported_val_logits(card3, cfg)  # cfg: the 160 px cache
+    assert np.array_equal(vy3, ck2["val_labels"]) and vg3 == list(ck2["val_groups"])
+    assert np.allclose(vl3, ck3["val_logits"], atol=0.02)
+    from deepfake_demo.models import build_model
+    from deepfake_demo.training.dataset import load_train_data
+    model3 = build_model(card3, "cpu")
+    own = predict_logits(model3, load_train_data(cfg3).val_images, card3.spec)
+    blown_up = predict_logits(model3, load_train_data(cfg).val_images, card3.spec)  # what it was scored on before
+    assert np.allclose(vl3, own, rtol=0, atol=1e-6) and not np.allclose(vl3, blown_up, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="fit-drop-twins"):
         fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights", drop_twins=1.5)
     with pytest.raises(ValueError, match="neither a run directory"):

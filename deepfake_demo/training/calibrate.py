@@ -104,7 +104,11 @@ def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarra
     for when its run directory is gone: the shipped fp16 weights (sha256-checked, as inference loads them)
     scored on the validation split rebuilt from the card's ``train_config`` (or on ``cfg``'s split, to score
     an older member on a newer member's larger split). Refuses a card without one, and a split rebuilt from
-    the card whose size is not the one the card was validated on."""
+    the card whose size is not the one the card was validated on. A member whose input is larger than
+    ``cfg``'s crop cache is scored on crops cut at its own input size (the same crops, detected once; as
+    :mod:`deepfake_demo.evaluate` and inference cut them), not on smaller crops blown up."""
+    from dataclasses import replace
+
     from ..models import build_model
     from .loop import predict_logits
 
@@ -116,6 +120,8 @@ def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarra
         check = True
     else:
         check = False
+    if cfg.cache_size < card.spec.input_size:
+        cfg = replace(cfg, cache_size=card.spec.input_size)
     data = load_train_data(cfg)
     val = card.info.get("validation") or {}
     y = data.val_labels
