@@ -368,6 +368,9 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     own = predict_logits(model3, load_train_data(cfg3).val_images, card3.spec)
     blown_up = predict_logits(model3, load_train_data(cfg).val_images, card3.spec)  # what it was scored on before
     assert np.allclose(vl3, own, rtol=0, atol=1e-6) and not np.allclose(vl3, blown_up, rtol=0, atol=1e-6)
+    # and the other way round: on the 192 px member's split, the 160 px-cache member keeps its own crops
+    vl2 = exported_val_logits(read_cards(tmp_path / "weights", ["resnet10t"])[0], cfg3)[0]
+    assert np.allclose(vl2, vl, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="fit-drop-twins"):
         fit_ensemble([run, tmp_path / "run2"], tmp_path / "weights", drop_twins=1.5)
     with pytest.raises(ValueError, match="neither a run directory"):

@@ -104,9 +104,10 @@ def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarra
     for when its run directory is gone: the shipped fp16 weights (sha256-checked, as inference loads them)
     scored on the validation split rebuilt from the card's ``train_config`` (or on ``cfg``'s split, to score
     an older member on a newer member's larger split). Refuses a card without one, and a split rebuilt from
-    the card whose size is not the one the card was validated on. A member whose input is larger than
-    ``cfg``'s crop cache is scored on crops cut at its own input size (the same crops, detected once; as
-    :mod:`deepfake_demo.evaluate` and inference cut them), not on smaller crops blown up."""
+    the card whose size is not the one the card was validated on. Whatever split ``cfg`` names, the member
+    is scored on crops cut at the size it trained and was validated on (its card's ``train_config``
+    ``cache_size``; without one, at least its input size): the same faces, detected once, so a 224 px
+    member is not judged on 160 px crops blown up, nor a 160 px member on 224 px crops shrunk."""
     from dataclasses import replace
 
     from ..models import build_model
@@ -120,8 +121,10 @@ def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarra
         check = True
     else:
         check = False
-    if cfg.cache_size < card.spec.input_size:
-        cfg = replace(cfg, cache_size=card.spec.input_size)
+    own = tc.get("cache_size") if isinstance(tc, dict) else None
+    size = int(own) if own else max(cfg.cache_size, card.spec.input_size)
+    if size != cfg.cache_size:
+        cfg = replace(cfg, cache_size=size)
     data = load_train_data(cfg)
     val = card.info.get("validation") or {}
     y = data.val_labels
