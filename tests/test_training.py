@@ -351,8 +351,8 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     by_card = json.loads(fit_ensemble(["efficientnet_b0", "resnet10t"], tmp_path / "weights",
                                       drop_twins=cut).read_text())
     assert by_card["fitted_without_twins"] == untw["fitted_without_twins"]
-    # a member with a larger input than the split's cache is scored on crops cut at its own size (as
-    # evaluate and inference cut them), crop for crop its run's validation, not on 160 px crops blown up
+    # a member trained on a larger crop cache than the split's is scored on the crops it trained on, crop
+    # for crop its run's validation, not on 160 px crops blown up
     from deepfake_demo.training.loop import predict_logits
     cfg3 = _replace(cfg, arch="resnet10t", input_size=192, cache_size=192, out_dir=str(tmp_path / "run3"))
     train(cfg3, progress=False)

@@ -127,7 +127,7 @@ def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> t
     cards, ens = read_cards(wdir), read_ensemble_card(wdir)
     fitted = ens is not None and ens.fits([c.name for c in cards])
     z, labels, groups = 0.0, None, None
-    for c in cards:  # each member on crops cut at its own input size (exported_val_logits), one split for all
+    for c in cards:  # each member on the crops it was validated on (exported_val_logits), one split for all
         val_logits, member_labels, member_groups = exported_val_logits(c, cfg)
         if labels is not None and (not np.array_equal(labels, member_labels) or list(groups) != list(member_groups)):
             raise ValueError(f"{wdir}: {c.name} was scored on another validation split than the members before it")
