@@ -3,11 +3,11 @@ calibrated fake probabilities move (notes/performance.md, change 7; why ``ModelS
 per arch).
 
 Scores the faces/test crop cache (``python -m deepfake_demo.training.data`` writes
-``runs/cache/test_*_s160_m0.3.npz``) with each member of ``--weights``, batch 32, the head in fp32 as
+``runs/cache/test_*_s160_m0.3.npz``; ``--size 224`` reads the 224 px crops) with each member of ``--weights``, batch 32, the head in fp32 as
 ``Ensemble.score_member`` runs it, and prints crops/s, AUC and the largest and mean change in the
 member's calibrated probability. bf16 is fast only where the CPU has AMX or AVX512-BF16.
 
-  .venv/bin/python notes/scripts/bf16_inference.py --weights weights --threads 2
+  .venv/bin/python notes/scripts/bf16_inference.py --weights weights --threads 2 [--size 224]
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def main() -> int:
     ap.add_argument("--weights", default="weights")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="runs/cache")
+    ap.add_argument("--size", type=int, default=160,
+                    help="crop cache size in px (members at 224 px: 224, after `training.data --size 224`)")
     args = ap.parse_args()
     import numpy as np
     import torch
@@ -34,13 +36,14 @@ def main() -> int:
     from deepfake_demo.training.metrics import roc_auc
 
     torch.set_num_threads(args.threads)
-    files = sorted(glob.glob(f"{args.cache}/test_*_s160_m0.3.npz"))
+    files = sorted(glob.glob(f"{args.cache}/test_*_s{args.size}_m0.3.npz"))
     if not files:
-        ap.exit(2, f"no faces/test crop cache in {args.cache}: python -m deepfake_demo.training.data\n")
+        ap.exit(2, f"no faces/test crop cache at {args.size} px in {args.cache}: "
+                f"python -m deepfake_demo.training.data --size {args.size}\n")
     images = np.concatenate([np.load(f)["images"] for f in files])
     labels = np.concatenate([np.full(len(np.load(f)["images"]), 0 if "_real_" in f else 1) for f in files])
     ens = load_ensemble(args.weights, "cpu")
-    rows = {"crops": int(len(images)), "threads": args.threads, "cpu_has_bf16": cpu_has_bf16()}
+    rows = {"crops": int(len(images)), "size": args.size, "threads": args.threads, "cpu_has_bf16": cpu_has_bf16()}
     for card, model in zip(ens.cards, ens.models):
         probs, row = {}, {}
         for bf16 in (False, True):
