@@ -50,8 +50,10 @@ class ModelSpec:
     temperature: float = 1.0
     threshold: float = 0.5
     # Run the backbone under bf16 autocast on a CPU with native bf16 (AMX or AVX512-BF16; models.cpu_has_bf16).
-    # Per arch, by measurement (notes/performance.md, change 7): legacy_xception 2.3x faster, fake
-    # probabilities at most 0.03 (mean 0.004) from fp32; tf_efficientnet_lite0 moves up to 0.05, so it stays fp32.
+    # Per arch, by measurement (notes/performance.md, change 7): legacy_xception 2.3x faster at 160 px and 2.0x
+    # at 224 px, fake probabilities at most 0.03 / 0.05 from fp32 (mean 0.004 at both); it is the slower member,
+    # so it takes the gain. tf_efficientnet_lite0 moved up to 0.05 (mean 0.008) and the Lite2 at 224 px up to
+    # 0.10 (mean 0.012) for a smaller share of a scan, so they stay fp32.
     cpu_bf16: bool = False
 
     def with_card(self, card: Mapping[str, Any]) -> "ModelSpec":
