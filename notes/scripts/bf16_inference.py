@@ -2,17 +2,17 @@
 calibrated fake probabilities move (notes/performance.md, change 7; why ``ModelSpec.cpu_bf16`` is set
 per arch).
 
-Scores the faces/test crop cache (``python -m deepfake_demo.training.data`` writes
-``runs/cache/test_*_s160_m0.3.npz``; ``--size 224`` reads the 224 px crops) with each member of ``--weights``, batch 32, the head in fp32 as
-``Ensemble.score_member`` runs it, and prints crops/s, AUC and the largest and mean change in the
-member's calibrated probability. bf16 is fast only where the CPU has AMX or AVX512-BF16.
+Scores the faces/test crop cache with each member of ``--weights`` on crops cut at its own input size, as
+inference cuts them (``python -m deepfake_demo.training.data [--size 224]`` writes
+``runs/cache/test_*_s<size>_m0.3.npz``), batch 32, the head in fp32 as ``Ensemble.score_member`` runs it,
+and prints (and with ``--out`` writes) crops/s, AUC and the largest and mean change in the member's
+calibrated probability. bf16 is fast only where the CPU has AMX or AVX512-BF16.
 
-  .venv/bin/python notes/scripts/bf16_inference.py --weights weights --threads 2 [--size 224]
+  .venv/bin/python notes/scripts/bf16_inference.py --weights weights --threads 2 [--out notes/logs/bf16_inference.json]
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 import time
@@ -26,26 +26,28 @@ def main() -> int:
     ap.add_argument("--weights", default="weights")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cache", default="runs/cache")
-    ap.add_argument("--size", type=int, default=160,
-                    help="crop cache size in px (members at 224 px: 224, after `training.data --size 224`)")
+    ap.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = ap.parse_args()
     import numpy as np
     import torch
 
     from deepfake_demo.models import cpu_has_bf16, load_ensemble, to_model_input
+    from deepfake_demo.training.data import TEST_GROUPS, load_group
     from deepfake_demo.training.metrics import roc_auc
 
     torch.set_num_threads(args.threads)
-    files = sorted(glob.glob(f"{args.cache}/test_*_s{args.size}_m0.3.npz"))
-    if not files:
-        ap.exit(2, f"no faces/test crop cache at {args.size} px in {args.cache}: "
-                f"python -m deepfake_demo.training.data --size {args.size}\n")
-    images = np.concatenate([np.load(f)["images"] for f in files])
-    labels = np.concatenate([np.full(len(np.load(f)["images"]), 0 if "_real_" in f else 1) for f in files])
     ens = load_ensemble(args.weights, "cpu")
-    rows = {"crops": int(len(images)), "size": args.size, "threads": args.threads, "cpu_has_bf16": cpu_has_bf16()}
+    rows = {"threads": args.threads, "cpu_has_bf16": cpu_has_bf16()}
     for card, model in zip(ens.cards, ens.models):
-        probs, row = {}, {}
+        size = card.spec.input_size
+        try:
+            sets = [load_group(g, size, card.spec.crop_margin, Path(args.cache), build=False) for g in TEST_GROUPS]
+        except FileNotFoundError as e:
+            ap.exit(2, f"{e} (at {size} px: python -m deepfake_demo.training.data --size {size} "
+                       f"{' '.join(TEST_GROUPS)})\n")
+        images = np.concatenate([c.images for c in sets])
+        labels = np.concatenate([c.labels for c in sets])
+        probs, row = {}, {"size": size, "crops": int(len(images))}
         for bf16 in (False, True):
             logits, t = [], time.perf_counter()
             for s in range(0, len(images), 32):
@@ -65,6 +67,8 @@ def main() -> int:
         rows[card.name] = row
         print(card.name, json.dumps(row), flush=True)
     print(json.dumps(rows, indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 
