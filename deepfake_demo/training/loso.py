@@ -11,6 +11,7 @@ AUC when the reference trained on it.
     python -m deepfake_demo.training.loso table --out weights/loso.json   # scores them; the card reads it
     python -m deepfake_demo.training.loso --member legacy_xception run --only none generated   # the Xception's
     python -m deepfake_demo.training.loso --member legacy_xception table --out weights/loso_legacy_xception.json
+    python -m deepfake_demo.training.loso --member tf_efficientnet_lite2 run --only none generated dfdc FaceSwap   # the Lite2's
 
 Each member's recipe (:data:`RECIPES`) gets its own runs and table; a table may hold only some sources
 (``--only``), and the card shows the rows it has.
@@ -52,11 +53,15 @@ RECIPES = {
     "legacy_xception": ["--arch", "legacy_xception", "--pretrained",
                         str(RUNS_DIR / "pretrained" / "legacy_xception_imagenet.safetensors"),
                         "--cpu-bf16", "--lr", "4e-4", *_COMMON],
+    # the shipped EfficientNet member's first stage (fp32, 160 px; its later runs at 224 px warm-restart it)
+    "tf_efficientnet_lite2": ["--arch", "tf_efficientnet_lite2", "--pretrained",
+                              str(RUNS_DIR / "pretrained" / "tf_efficientnet_lite2_imagenet.safetensors"),
+                              "--lr", "4e-4", *_COMMON],
 }
 DEFAULT_MEMBER = "tf_efficientnet_lite0"
 # how the model card titles each member's table; the Lite0 recipe's table stays after the Lite2 replaced it
 MEMBER_TITLES = {"tf_efficientnet_lite0": "EfficientNet-Lite0 (the EfficientNet member until 2026-12-07)",
-                 "legacy_xception": "Xception"}
+                 "legacy_xception": "Xception", "tf_efficientnet_lite2": "EfficientNet-Lite2"}
 TITLES = {"Deepfakes": "FF++ Deepfakes", "Face2Face": "FF++ Face2Face", "FaceSwap": "FF++ FaceSwap",
           "NeuralTextures": "FF++ NeuralTextures", "dfdc": "DFDC face swaps", "generated": "StyleGAN faces"}
 
