@@ -692,17 +692,17 @@ def test_loso_runs_hold_out_each_source_once_and_score_it_on_its_own_test_data()
     assert "legacy_xception_imagenet" in xc[REFERENCE][xc[REFERENCE].index("--pretrained") + 1]
     assert "legacy_xception" in xc[REFERENCE][xc[REFERENCE].index("--out-dir") + 1]
     assert cmds[REFERENCE][cmds[REFERENCE].index("--out-dir") + 1] != xc[REFERENCE][xc[REFERENCE].index("--out-dir") + 1]
-    for flag in ("--epochs", "--samples-per-epoch", "--seed", "--schedule", "--gan-frac", "--dfdc-frac"):
-        a, b = RECIPES["tf_efficientnet_lite0"], RECIPES["legacy_xception"]
-        assert a[a.index(flag) + 1] == b[b.index(flag) + 1], flag
+    for flag in ("--epochs", "--samples-per-epoch", "--seed", "--schedule", "--gan-frac", "--dfdc-frac", "--input-size"):
+        a = RECIPES["tf_efficientnet_lite0"]
+        for other in ("legacy_xception", "tf_efficientnet_lite2"):
+            b = RECIPES[other]
+            assert a[a.index(flag) + 1] == b[b.index(flag) + 1], (flag, other)
     assert loso_file("tf_efficientnet_lite0") == "loso.json" and loso_file("legacy_xception") == "loso_legacy_xception.json"
     # the shipped EfficientNet's recipe: its own ImageNet start and folder, the same plan and sample budget
     l2 = run_commands(20, member="tf_efficientnet_lite2")
     assert set(l2) == set(cmds) and "--cpu-bf16" not in l2[REFERENCE]
     assert "tf_efficientnet_lite2_imagenet" in l2[REFERENCE][l2[REFERENCE].index("--pretrained") + 1]
     assert l2["generated"][l2["generated"].index("--hold-out") + 1] == "generated"
-    a, b = RECIPES["tf_efficientnet_lite0"], RECIPES["tf_efficientnet_lite2"]
-    assert a[a.index("--samples-per-epoch") + 1] == b[b.index("--samples-per-epoch") + 1]
     assert loso_file("tf_efficientnet_lite2") == "loso_tf_efficientnet_lite2.json"
     sets = test_sets()
     assert set(sets) == set(HOLD_OUT_SOURCES)

