@@ -631,6 +631,36 @@ def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp
     assert set(labels) == {0.0, 1.0}  # real and fake samples alike
 
 
+def test_soften_real_frac_softens_only_real_samples_and_changes_no_other_draw(tmp_path):
+    """--soften-real-frac: that share of the real samples, and no fake, lose some detail
+    (less than --soften-frac takes) before augmentation; every other sample is byte for
+    byte what it was."""
+    need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.faces import face_detail as _detail
+    from deepfake_demo.training.augment import mild_soften, soften
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, load_train_data
+    base = dict(input_size=96, samples_per_epoch=160, groups_limit=8, val_frac=0.25, cache_dir=str(tmp_path / "cache"))
+    data = load_train_data(TrainConfig(**base))
+    for seed in range(6):  # softer than the crop, not as soft as --soften-frac's draw
+        face = data.real_ffpp[0][seed % len(data.real_ffpp[0])]
+        out = mild_soften(face, np.random.default_rng(seed))
+        assert out.shape == face.shape and out.dtype == np.uint8
+        assert _detail(soften(face, np.random.default_rng(seed))) < _detail(out) < 0.9 * _detail(face)
+    plain, soft = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, soften_real_frac=0.5), 2)
+    assert (plain.kind == soft.kind).all() and (plain.index == soft.index).all()
+    changed, reals = [], 0
+    for i in range(len(plain)):
+        (a, ya), (b, yb) = plain[i], soft[i]
+        assert float(ya) == float(yb)
+        reals += float(ya) == 0.0
+        if not np.array_equal(a.numpy(), b.numpy()):
+            assert float(yb) == 0.0  # never a fake
+            changed.append(_detail(b.numpy()) < _detail(a.numpy()))
+    assert reals >= 40 and 0.3 * reals <= len(changed) <= 0.7 * reals  # about half of the reals
+    assert np.mean(changed) > 0.8  # and those carry less detail than the same draw unsoftened
+
+
 def test_mixed_mode_cuts_blends_from_both_outlines_and_other_modes_keep_theirs():
     from deepfake_demo.training.sbi import blend_landmarks
     lm = np.concatenate([canonical_landmarks(128), _oval(128, 64, 64, 40, 50)])

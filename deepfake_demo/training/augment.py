@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["augment", "jpeg", "resize_to", "soften"]
+__all__ = ["augment", "jpeg", "mild_soften", "resize_to", "soften"]
 
 
 def resize_to(image: np.ndarray, size: int) -> np.ndarray:
@@ -49,6 +49,23 @@ def soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         return cv2.GaussianBlur(image, (0, 0), rng.uniform(1.5, 3.0) * h / 160.0)
     small = max(16, int(h * rng.uniform(0.2, 0.4)))
+    return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (h, h),
+                      interpolation=cv2.INTER_CUBIC)
+
+
+def mild_soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A mild loss of detail, the kind that separates the real faces the shipped
+    pair calls FAKE from those it calls REAL (median face detail 8.9 against 11.6 on
+    faces/test, notes/experiments/2026-12-07-false-alarms/README.md): a Gaussian blur
+    of sigma 0.6-1.4 px at 160 px, or a downscale to 45-75 % of the crop and back.
+    In training the fakes are the softer side (median detail 7.1 against 8.4 on DFDC,
+    9.7 against 10.0 on FF++), so a detector may learn "soft, so fake"; given to real
+    samples only (``--soften-real-frac``), it moves the reals' detail towards the fakes'
+    and takes that shortcut away (notes/experiments/2026-12-07-soften-reals/README.md)."""
+    h = image.shape[0]
+    if rng.random() < 0.5:
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4) * h / 160.0)
+    small = max(16, int(h * rng.uniform(0.45, 0.75)))
     return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (h, h),
                       interpolation=cv2.INTER_CUBIC)
 

@@ -95,6 +95,10 @@ class TrainConfig:
     soften_frac: float = _f(0.0, "share of samples, real and fake alike, that first lose most of their detail "
                                  "(strong blur or a face 20-40 %% of the crop wide): such faces should read as "
                                  "little evidence, not as FAKE; 0 = not used")
+    soften_real_frac: float = _f(0.0, "share of real samples only that first lose some detail (blur sigma "
+                                      "0.6-1.4 px at 160 px, or a downscale to 45-75 %% and back): in training "
+                                      "the fakes are the softer side, and real faces softer than usual were "
+                                      "the false alarms; 0 = not used")
     workers: int = 1
     threads: int = 2
     max_steps: int | None = _f(None, "stop after this many optimiser steps")
