@@ -61,7 +61,8 @@ def mild_soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     In training the fakes are the softer side (median detail 7.1 against 8.4 on DFDC,
     9.7 against 10.0 on FF++), so a detector may learn "soft, so fake"; given to real
     samples only (``--soften-real-frac``), it moves the reals' detail towards the fakes'
-    and takes that shortcut away (notes/experiments/2026-12-07-soften-reals/README.md)."""
+    to take that shortcut away. Its one run (a fifth of the reals) did not lower the false
+    alarms on faces/test and was not shipped (notes/experiments/2026-12-07-soften-reals/README.md)."""
     h = image.shape[0]
     if rng.random() < 0.5:
         return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4) * h / 160.0)
