@@ -59,7 +59,7 @@ def mild_soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     faces/test, notes/experiments/2026-12-07-false-alarms/README.md): a Gaussian blur
     of sigma 0.6-1.4 px at 160 px, or a downscale to 45-75 % of the crop and back.
     In training the fakes are the softer side (median detail 7.1 against 8.4 on DFDC,
-    9.7 against 10.0 on FF++), so a detector may learn "soft, so fake"; given to real
+    8.9-11.2 by method against 10.0 on FF++), so a detector may learn "soft, so fake"; given to real
     samples only (``--soften-real-frac``), it moves the reals' detail towards the fakes'
     to take that shortcut away. Its one run (a fifth of the reals) did not lower the false
     alarms on faces/test and was not shipped (notes/experiments/2026-12-07-soften-reals/README.md)."""
