@@ -36,6 +36,18 @@ def _reframe(image: np.ndarray, rng: np.random.Generator, max_shift: float, scal
     return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
+def _lose_detail(image: np.ndarray, rng: np.random.Generator, sigma: tuple[float, float],
+                 scale: tuple[float, float]) -> np.ndarray:
+    """Half the time a Gaussian blur of sigma drawn from ``sigma`` (px at 160 px, scaled to the
+    crop), else a downscale to a share drawn from ``scale`` of the crop's width and back."""
+    h = image.shape[0]
+    if rng.random() < 0.5:
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(*sigma) * h / 160.0)
+    small = max(16, int(h * rng.uniform(*scale)))
+    return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (h, h),
+                      interpolation=cv2.INTER_CUBIC)
+
+
 def soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A strong loss of detail, beyond :func:`augment`'s mild blur and downscale:
     a Gaussian blur of sigma 1.5-3 px at 160 px, or a face only 20-40 % as wide
@@ -45,12 +57,7 @@ def soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     changed: notes/experiments/2026-11-23-soften-finetune/README.md). Applied to real and
     fake samples alike, it teaches that such a face carries little evidence
     either way, instead of a FAKE."""
-    h = image.shape[0]
-    if rng.random() < 0.5:
-        return cv2.GaussianBlur(image, (0, 0), rng.uniform(1.5, 3.0) * h / 160.0)
-    small = max(16, int(h * rng.uniform(0.2, 0.4)))
-    return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (h, h),
-                      interpolation=cv2.INTER_CUBIC)
+    return _lose_detail(image, rng, (1.5, 3.0), (0.2, 0.4))
 
 
 def mild_soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -63,12 +70,7 @@ def mild_soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     samples only (``--soften-real-frac``), it moves the reals' detail towards the fakes'
     to take that shortcut away. Its one run (a fifth of the reals) did not lower the false
     alarms on faces/test and was not shipped (notes/experiments/2026-12-07-soften-reals/README.md)."""
-    h = image.shape[0]
-    if rng.random() < 0.5:
-        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4) * h / 160.0)
-    small = max(16, int(h * rng.uniform(0.45, 0.75)))
-    return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (h, h),
-                      interpolation=cv2.INTER_CUBIC)
+    return _lose_detail(image, rng, (0.6, 1.4), (0.45, 0.75))
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, size: int, strength: float = 1.0) -> np.ndarray:
