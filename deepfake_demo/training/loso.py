@@ -11,7 +11,7 @@ AUC when the reference trained on it.
     python -m deepfake_demo.training.loso table --out weights/loso.json   # scores them; the card reads it
     python -m deepfake_demo.training.loso --member legacy_xception run --only none generated   # the Xception's
     python -m deepfake_demo.training.loso --member legacy_xception table --out weights/loso_legacy_xception.json
-    python -m deepfake_demo.training.loso --member tf_efficientnet_lite2 run --only none generated dfdc FaceSwap   # the Lite2's
+    python -m deepfake_demo.training.loso --member tf_efficientnet_lite2 run --parallel 2   # the Lite2's, every source
 
 Each member's recipe (:data:`RECIPES`) gets its own runs and table; a table may hold only some sources
 (``--only``), and the card shows the rows it has.
