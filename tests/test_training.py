@@ -661,6 +661,45 @@ def test_soften_real_frac_softens_only_real_samples_and_changes_no_other_draw(tm
     assert np.mean(changed) > 0.8  # and those carry less detail than the same draw unsoftened
 
 
+def test_h264_round_trip_loses_more_at_higher_crf_and_is_deterministic():
+    """augment.h264 really encodes and decodes an H.264 frame: same shape, odd sides too, more loss at a
+    higher crf, the same bytes every time."""
+    from skimage import data as skdata
+
+    from deepfake_demo.training.augment import h264
+    img = np.ascontiguousarray(skdata.astronaut()[100:261, 150:311])  # 161 x 161: odd sides
+    low, high = h264(img, 18), h264(img, 34)
+    assert low.shape == img.shape and low.dtype == np.uint8
+    err = lambda a: float(np.abs(a.astype(float) - img).mean())  # noqa: E731
+    assert 0 < err(low) < err(high)
+    assert np.array_equal(low, h264(img, 18))
+
+
+def test_recompress_real_frac_recompresses_only_real_samples_and_changes_no_other_draw(tmp_path):
+    """--recompress-real-frac: that share of the real samples, and no fake, go through one more H.264
+    encode before augmentation; every other sample is byte for byte what it was."""
+    need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.training.augment import recompress
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, load_train_data
+    base = dict(input_size=96, samples_per_epoch=160, groups_limit=8, val_frac=0.25, aug_strength=0.0,
+                cache_dir=str(tmp_path / "cache"))
+    data = load_train_data(TrainConfig(**base))
+    face = data.real_ffpp[0][0]
+    assert not np.array_equal(recompress(face, np.random.default_rng(0)), face)
+    plain, redone = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, recompress_real_frac=0.5), 2)
+    assert (plain.kind == redone.kind).all() and (plain.index == redone.index).all()
+    changed, reals = 0, 0
+    for i in range(len(plain)):
+        (a, ya), (b, yb) = plain[i], redone[i]
+        assert float(ya) == float(yb)
+        reals += float(ya) == 0.0
+        if not np.array_equal(a.numpy(), b.numpy()):
+            assert float(yb) == 0.0  # never a fake
+            changed += 1
+    assert reals >= 40 and 0.3 * reals <= changed <= 0.7 * reals  # about half of the reals
+
+
 def test_mixed_mode_cuts_blends_from_both_outlines_and_other_modes_keep_theirs():
     from deepfake_demo.training.sbi import blend_landmarks
     lm = np.concatenate([canonical_landmarks(128), _oval(128, 64, 64, 40, 50)])

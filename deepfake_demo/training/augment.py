@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["augment", "jpeg", "mild_soften", "resize_to", "soften"]
+__all__ = ["augment", "h264", "jpeg", "mild_soften", "recompress", "resize_to", "soften"]
 
 
 def resize_to(image: np.ndarray, size: int) -> np.ndarray:
@@ -24,6 +24,29 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     if not ok:  # pragma: no cover - OpenCV encodes any uint8 image
         raise RuntimeError("JPEG encoding failed")
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def h264(image: np.ndarray, crf: int) -> np.ndarray:
+    """Encode as one H.264 frame (libx264, yuv420p, constant rate factor ``crf``) and decode it again: RGB
+    uint8 in and out, same shape. Deterministic (one encoder thread). Needs PyAV (training only)."""
+    from fractions import Fraction
+
+    import av
+
+    h, w = image.shape[:2]
+    even = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # yuv420p wants even sides
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt, enc.time_base = even.shape[1], even.shape[0], "yuv420p", Fraction(1, 25)
+    enc.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency", "threads": "1"}
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24").reformat(format="yuv420p")
+    dec = av.CodecContext.create("h264", "r")
+    out = []
+    for packet in list(enc.encode(frame)) + list(enc.encode(None)):
+        out += dec.decode(packet)
+    out += dec.decode(None)
+    if not out:
+        raise RuntimeError("H.264 round trip gave no frame")
+    return np.ascontiguousarray(out[0].to_ndarray(format="rgb24")[:h, :w])
 
 
 def _reframe(image: np.ndarray, rng: np.random.Generator, max_shift: float, scale_range: tuple[float, float]) -> np.ndarray:
@@ -71,6 +94,14 @@ def mild_soften(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     to take that shortcut away. Its one run (a fifth of the reals) did not lower the false
     alarms on faces/test and was not shipped (notes/experiments/2026-12-07-soften-reals/README.md)."""
     return _lose_detail(image, rng, (0.6, 1.4), (0.45, 0.75))
+
+
+def recompress(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One more H.264 encode (crf 18-30, FF++'s c23 in the middle): the pass FF++'s fakes went through
+    after manipulation and their originals did not, so that in training "one encode more" is not "fake".
+    Given to real samples only (``--recompress-real-frac``); the experiment that asks whether it takes
+    that shortcut away: notes/experiments/2026-12-07-recompress-reals/README.md."""
+    return h264(image, int(rng.integers(18, 31)))
 
 
 def augment(image: np.ndarray, rng: np.random.Generator, size: int, strength: float = 1.0) -> np.ndarray:

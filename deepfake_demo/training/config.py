@@ -99,6 +99,9 @@ class TrainConfig:
                                       "0.6-1.4 px at 160 px, or a downscale to 45-75 %% and back): in training "
                                       "the fakes are the softer side, and real faces softer than usual were "
                                       "the false alarms; 0 = not used")
+    recompress_real_frac: float = _f(0.0, "share of real samples only that first go through one more H.264 "
+                                          "encode (crf 18-30), the pass FF++'s fakes had after manipulation "
+                                          "and their originals did not; 0 = not used")
     workers: int = 1
     threads: int = 2
     max_steps: int | None = _f(None, "stop after this many optimiser steps")

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .augment import augment, mild_soften, soften
+from .augment import augment, mild_soften, recompress, soften
 from .config import FAKE_GROUPS, REAL_GROUPS, SPLIT_SEED, TrainConfig, member_spec
 from .data import (CACHE_DIR, DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, cache_path, dfdc_split, load_group,
                    nearest_similarity, split_train_val, synthetic_split)
@@ -327,5 +327,9 @@ class EpochSet:
             r3 = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 12])
             if r3.random() < self.cfg.soften_real_frac:
                 img = mild_soften(img, r3)
+        if self.cfg.recompress_real_frac > 0 and y == 0.0:  # reals only; its own RNG as above
+            r4 = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 13])
+            if r4.random() < self.cfg.recompress_real_frac:
+                img = recompress(img, r4)
         out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
         return torch.from_numpy(out), torch.tensor(y, dtype=torch.float32)
