@@ -25,10 +25,12 @@ import numpy as np  # noqa: E402
 
 
 def degrade(img: np.ndarray, kind: str, value: float) -> np.ndarray:
-    from deepfake_demo.training.augment import jpeg
+    from deepfake_demo.training.augment import h264, jpeg
 
     if kind == "jpeg":
         return jpeg(img, int(value))
+    if kind == "h264":  # one more H.264 encode at this crf (notes/scripts/reencode_val.py)
+        return h264(img, int(value))
     if kind == "face_px":  # the face crop was only this many pixels wide in the source
         h = img.shape[0]
         small = cv2.resize(img, (int(value), int(value)), interpolation=cv2.INTER_AREA)
