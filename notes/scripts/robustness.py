@@ -3,13 +3,14 @@
 
 faces/test crops (cut by the inference crop function, cached at 160 px) are degraded, then scored
 by every member and the ensemble as the app scores them: JPEG recompression at the crop's size,
+one more H.264 encode of the crop (crf 23, 30, 40: FF++'s c23, heavier, its c40),
 downscaling (the face was that small in the frame) and blur. For each condition: ensemble AUC, and
 what a user would be told (the app's band) for real and for fake faces. Degrading the crop, not the
 whole frame, is an approximation: re-encoding a frame also moves the detector's box a little.
 Nothing is chosen on these figures; they describe the shipped weights (notes/logs/robustness.json for the
 pair of the FFHQ fine-tune, notes/logs/robustness_soften.json for the pair shipped with the soften EfficientNet).
 
-  .venv/bin/python notes/scripts/robustness.py [--weights weights]   # one line per condition, then the JSON
+  .venv/bin/python notes/scripts/robustness.py [--weights weights] [--out F.json]   # one line per condition, then the JSON
 """
 from __future__ import annotations
 
@@ -41,12 +42,14 @@ def degrade(img: np.ndarray, kind: str, value: float) -> np.ndarray:
 
 
 CONDITIONS = [("none", 0), ("jpeg", 90), ("jpeg", 70), ("jpeg", 50), ("jpeg", 30),
+              ("h264", 23), ("h264", 30), ("h264", 40),  # one more encode: FF++'s c23, heavier, its c40
               ("face_px", 112), ("face_px", 80), ("face_px", 56), ("blur", 1.0), ("blur", 2.0)]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", default="weights")
+    ap.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = ap.parse_args()
     import functools
 
@@ -71,8 +74,11 @@ def main() -> int:
                       "real_called_FAKE": round(v["real"]["FAKE"], 3), "real_called_REAL": round(v["real"]["REAL"], 3),
                       "fake_called_FAKE": round(v["fake"]["FAKE"], 3), "fake_called_REAL": round(v["fake"]["REAL"], 3)}
         print(name, rows[name], flush=True)
-    print(json.dumps({"weights": args.weights, "n": int(len(n)), "n_fake": int(n.sum()),
-                      "threshold": thr, "conditions": rows}, indent=1))
+    out = json.dumps({"weights": args.weights, "n": int(len(n)), "n_fake": int(n.sum()),
+                      "threshold": thr, "conditions": rows}, indent=1)
+    print(out)
+    if args.out:
+        args.out.write_text(out + "\n")
     return 0
 
 
