@@ -8,7 +8,8 @@ downscaling (the face was that small in the frame) and blur. For each condition:
 what a user would be told (the app's band) for real and for fake faces. Degrading the crop, not the
 whole frame, is an approximation: re-encoding a frame also moves the detector's box a little.
 Nothing is chosen on these figures; they describe the shipped weights (notes/logs/robustness.json for the
-pair of the FFHQ fine-tune, notes/logs/robustness_soften.json for the pair shipped with the soften EfficientNet).
+pair of the FFHQ fine-tune, notes/logs/robustness_soften.json for the pair shipped with the soften EfficientNet,
+notes/logs/robustness_xception_224.json for the pair shipped on 2026-12-07 with both members at 224 px).
 
   .venv/bin/python notes/scripts/robustness.py [--weights weights] [--out F.json]   # one line per condition, then the JSON
 """
