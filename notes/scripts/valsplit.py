@@ -1,5 +1,5 @@
 """The validation split the shipped pair was chosen and calibrated on, and a member's scores on it as the app
-scores crops: the setup soft_val.py, flip_tta.py and calib_part.py share.
+scores crops: the setup soft_val.py, flip_tta.py, calib_part.py and reencode_val.py share.
 
 A helper module, not an experiment; ``--help`` lists the options those scripts take.
 
@@ -50,4 +50,4 @@ def score(ens, card, images: np.ndarray):
 
 if __name__ == "__main__":
     parser(description=__doc__).parse_args()
-    print("valsplit.py is imported by soft_val.py, flip_tta.py and calib_part.py; it measures nothing itself")
+    print("valsplit.py is imported by soft_val.py, flip_tta.py, calib_part.py and reencode_val.py; it measures nothing itself")
