@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parent)]  # repo root, scripts
 
 import numpy as np  # noqa: E402
-from valsplit import score, setup  # noqa: E402
+from valsplit import save, score, setup  # noqa: E402
 
 
 def main() -> int:
@@ -50,9 +50,7 @@ def main() -> int:
     rows["passes"] = bool(d["auc_ffpp_part"] >= 0.01 and d["auc_whole_split"] >= 0.0)
     out = {"weights": args.weights, "n": int(len(y)), "members": members, "ensemble": rows, "gain": d}
     print(json.dumps(out, indent=1))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(out, fh, indent=1)
+    save(args, out)
     return 0
 
 

@@ -11,7 +11,6 @@ mean change per crop against the crop as it is. No test crop is read.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 
 import numpy as np  # noqa: E402
 from robustness import degrade  # noqa: E402
-from valsplit import score, setup  # noqa: E402
+from valsplit import save, score, setup  # noqa: E402
 
 CONDITIONS = {"none": None, "h264 crf 23": ("h264", 23), "h264 crf 30": ("h264", 30)}
 
@@ -48,9 +47,7 @@ def main() -> int:
                                 "mean_change": round(float((p - base[part]).mean()), 4)}
         print(name, rows[name], flush=True)
     out = {"weights": args.weights, "fake_at": round(fake_at, 4), "conditions": rows}
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(out, fh, indent=1)
+    save(args, out)
     return 0
 
 

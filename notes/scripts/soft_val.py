@@ -13,7 +13,6 @@ the ``--soften-frac`` fine-tune (that experiment's README) was decided on this o
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 
 import numpy as np  # noqa: E402
 from robustness import degrade  # noqa: E402  (the degradations robustness.py applies to faces/test)
-from valsplit import score, setup  # noqa: E402
+from valsplit import save, score, setup  # noqa: E402
 
 CONDITIONS = {"none": None, "blur 1": ("blur", 1.0), "blur 2": ("blur", 2.0), "face_px 56": ("face_px", 56)}
 
@@ -46,9 +45,7 @@ def main() -> int:
                       "fake_called_FAKE": called(y == 1)}
         print(name, rows[name], flush=True)
     out = {"weights": args.weights, "n": int(len(y)), "fake_at": round(fake_at, 4), "conditions": rows}
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(out, fh, indent=1)
+    save(args, out)
     return 0
 
 

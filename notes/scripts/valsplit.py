@@ -8,6 +8,7 @@ A helper module, not an experiment; ``--help`` lists the options those scripts t
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def setup(out: bool = True, description: str | None = None):
     torch.set_num_threads(2)
     data = load_train_data(TrainConfig(input_size=160, ffhq_frac=0.2))
     return args, data, data.val_labels, np.asarray(data.val_groups), load_ensemble(args.weights, "cpu")
+
+
+def save(args, out: dict) -> None:
+    """Write ``out`` as JSON (indent 1) to ``--out`` when it was given: the last step of every script built
+    on :func:`setup`."""
+    if getattr(args, "out", None):
+        with open(args.out, "w") as fh:
+            json.dump(out, fh, indent=1)
 
 
 def score(ens, card, images: np.ndarray):
