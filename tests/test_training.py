@@ -631,6 +631,21 @@ def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp
     assert set(labels) == {0.0, 1.0}  # real and fake samples alike
 
 
+def _real_only_changes(plain, other):
+    """Walk two EpochSets that differ only by a reals-only option: the same draws and labels, and no fake
+    changed. Returns (number of real samples, [(plain image, other image)] for the samples that changed)."""
+    assert (plain.kind == other.kind).all() and (plain.index == other.index).all()
+    reals, pairs = 0, []
+    for i in range(len(plain)):
+        (a, ya), (b, yb) = plain[i], other[i]
+        assert float(ya) == float(yb)
+        reals += float(ya) == 0.0
+        if not np.array_equal(a.numpy(), b.numpy()):
+            assert float(yb) == 0.0  # never a fake
+            pairs.append((a.numpy(), b.numpy()))
+    return reals, pairs
+
+
 def test_soften_real_frac_softens_only_real_samples_and_changes_no_other_draw(tmp_path):
     """--soften-real-frac: that share of the real samples, and no fake, lose some detail
     (less than --soften-frac takes) before augmentation; every other sample is byte for
@@ -648,15 +663,8 @@ def test_soften_real_frac_softens_only_real_samples_and_changes_no_other_draw(tm
         assert out.shape == face.shape and out.dtype == np.uint8
         assert _detail(soften(face, np.random.default_rng(seed))) < _detail(out) < 0.9 * _detail(face)
     plain, soft = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, soften_real_frac=0.5), 2)
-    assert (plain.kind == soft.kind).all() and (plain.index == soft.index).all()
-    changed, reals = [], 0
-    for i in range(len(plain)):
-        (a, ya), (b, yb) = plain[i], soft[i]
-        assert float(ya) == float(yb)
-        reals += float(ya) == 0.0
-        if not np.array_equal(a.numpy(), b.numpy()):
-            assert float(yb) == 0.0  # never a fake
-            changed.append(_detail(b.numpy()) < _detail(a.numpy()))
+    reals, pairs = _real_only_changes(plain, soft)
+    changed = [_detail(b) < _detail(a) for a, b in pairs]
     assert reals >= 40 and 0.3 * reals <= len(changed) <= 0.7 * reals  # about half of the reals
     assert np.mean(changed) > 0.8  # and those carry less detail than the same draw unsoftened
 
@@ -688,16 +696,8 @@ def test_recompress_real_frac_recompresses_only_real_samples_and_changes_no_othe
     face = data.real_ffpp[0][0]
     assert not np.array_equal(recompress(face, np.random.default_rng(0)), face)
     plain, redone = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, recompress_real_frac=0.5), 2)
-    assert (plain.kind == redone.kind).all() and (plain.index == redone.index).all()
-    changed, reals = 0, 0
-    for i in range(len(plain)):
-        (a, ya), (b, yb) = plain[i], redone[i]
-        assert float(ya) == float(yb)
-        reals += float(ya) == 0.0
-        if not np.array_equal(a.numpy(), b.numpy()):
-            assert float(yb) == 0.0  # never a fake
-            changed += 1
-    assert reals >= 40 and 0.3 * reals <= changed <= 0.7 * reals  # about half of the reals
+    reals, pairs = _real_only_changes(plain, redone)
+    assert reals >= 40 and 0.3 * reals <= len(pairs) <= 0.7 * reals  # about half of the reals
 
 
 def test_mixed_mode_cuts_blends_from_both_outlines_and_other_modes_keep_theirs():
