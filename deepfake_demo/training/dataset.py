@@ -314,22 +314,24 @@ class EpochSet:
             return image[0][j], label
         return (d.fake_gan if k == Kind.FAKE_GAN else d.fake_dfdc)[j], 1.0
 
+    def _pre_steps(self):
+        """What may happen to a sample before :func:`augment`, in this order: (share, RNG stream, step, reals
+        only). ``--soften-frac`` softens real and fake alike; ``--soften-real-frac`` and
+        ``--recompress-real-frac`` touch real samples only."""
+        c = self.cfg
+        return ((c.soften_frac, 11, soften, False), (c.soften_real_frac, 12, mild_soften, True),
+                (c.recompress_real_frac, 13, recompress, True))
+
     def __getitem__(self, i: int):
         import torch
 
         rng = np.random.default_rng([self.cfg.seed, self.epoch, int(i)])
         img, y = self._draw(i, rng)
-        if self.cfg.soften_frac > 0:  # its own RNG: the other draws stay those of a run without it
-            r2 = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 11])
-            if r2.random() < self.cfg.soften_frac:
-                img = soften(img, r2)
-        if self.cfg.soften_real_frac > 0 and y == 0.0:  # reals only; its own RNG as above
-            r3 = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 12])
-            if r3.random() < self.cfg.soften_real_frac:
-                img = mild_soften(img, r3)
-        if self.cfg.recompress_real_frac > 0 and y == 0.0:  # reals only; its own RNG as above
-            r4 = np.random.default_rng([self.cfg.seed, self.epoch, int(i), 13])
-            if r4.random() < self.cfg.recompress_real_frac:
-                img = recompress(img, r4)
+        for frac, stream, step, reals_only in self._pre_steps():
+            if frac > 0 and not (reals_only and y != 0.0):
+                # each step has its own RNG stream: the other draws stay those of a run without it
+                r = np.random.default_rng([self.cfg.seed, self.epoch, int(i), stream])
+                if r.random() < frac:
+                    img = step(img, r)
         out = augment(img, rng, self.cfg.input_size, self.cfg.aug_strength)
         return torch.from_numpy(out), torch.tensor(y, dtype=torch.float32)
