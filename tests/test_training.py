@@ -368,6 +368,10 @@ def test_two_step_training_exports_loadable_member(tmp_path):
     own = predict_logits(model3, load_train_data(cfg3).val_images, card3.spec)
     blown_up = predict_logits(model3, load_train_data(cfg).val_images, card3.spec)  # what it was scored on before
     assert np.allclose(vl3, own, rtol=0, atol=1e-6) and not np.allclose(vl3, blown_up, rtol=0, atol=1e-6)
+    # a transform (ship_check.py --degrade) reaches every crop before scoring, and only then
+    dark = exported_val_logits(card3, cfg, transform=lambda im: (im // 2).astype(np.uint8))[0]
+    assert np.allclose(dark, predict_logits(model3, load_train_data(cfg3).val_images // 2, card3.spec), rtol=0, atol=1e-6)
+    assert not np.allclose(dark, vl3, rtol=0, atol=1e-3)
     # and the other way round: on the 192 px member's split, the 160 px-cache member keeps its own crops
     vl2 = exported_val_logits(read_cards(tmp_path / "weights", ["resnet10t"])[0], cfg3)[0]
     assert np.allclose(vl2, vl, rtol=0, atol=1e-6)
@@ -617,33 +621,32 @@ def test_soften_frac_softens_that_share_of_samples_and_changes_no_other_draw(tmp
         out = soften(face, np.random.default_rng(seed))
         assert out.shape == face.shape and out.dtype == np.uint8
         assert _detail(out) < 0.75 * _detail(face)
-    plain, soft = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, soften_frac=0.5), 2)
-    assert (plain.kind == soft.kind).all() and (plain.index == soft.index).all()
-    changed, labels = [], []
-    for i in range(len(plain)):
-        (a, ya), (b, yb) = plain[i], soft[i]
-        assert float(ya) == float(yb)
-        if not np.array_equal(a.numpy(), b.numpy()):
-            changed.append(_detail(b.numpy()) < _detail(a.numpy()))
-            labels.append(float(yb))
+    _, changed = _changes(EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, soften_frac=0.5), 2))
     assert 40 <= len(changed) <= 80  # about half of 120
-    assert np.mean(changed) > 0.9  # and those carry less detail than the same draw unsoftened
-    assert set(labels) == {0.0, 1.0}  # real and fake samples alike
+    assert np.mean([_detail(b) < _detail(a) for a, b, _ in changed]) > 0.9  # less detail than the draw unsoftened
+    assert {y for *_, y in changed} == {0.0, 1.0}  # real and fake samples alike
 
 
-def _real_only_changes(plain, other):
-    """Walk two EpochSets that differ only by a reals-only option: the same draws and labels, and no fake
-    changed. Returns (number of real samples, [(plain image, other image)] for the samples that changed)."""
+def _changes(plain, other):
+    """Walk two EpochSets that differ only by one pre-augmentation option: the same draws and labels.
+    Returns (every sample's label, [(plain image, other image, label)] for the samples that changed)."""
     assert (plain.kind == other.kind).all() and (plain.index == other.index).all()
-    reals, pairs = 0, []
+    labels, changed = [], []
     for i in range(len(plain)):
         (a, ya), (b, yb) = plain[i], other[i]
         assert float(ya) == float(yb)
-        reals += float(ya) == 0.0
+        labels.append(float(ya))
         if not np.array_equal(a.numpy(), b.numpy()):
-            assert float(yb) == 0.0  # never a fake
-            pairs.append((a.numpy(), b.numpy()))
-    return reals, pairs
+            changed.append((a.numpy(), b.numpy(), float(yb)))
+    return labels, changed
+
+
+def _real_only_changes(plain, other):
+    """:func:`_changes` for a reals-only option: no fake changed. Returns (number of real samples,
+    [(plain image, other image)] for the samples that changed)."""
+    labels, changed = _changes(plain, other)
+    assert all(y == 0.0 for *_, y in changed)  # never a fake
+    return labels.count(0.0), [(a, b) for a, b, _ in changed]
 
 
 def test_soften_real_frac_softens_only_real_samples_and_changes_no_other_draw(tmp_path):
@@ -698,6 +701,26 @@ def test_recompress_real_frac_recompresses_only_real_samples_and_changes_no_othe
     plain, redone = EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, recompress_real_frac=0.5), 2)
     reals, pairs = _real_only_changes(plain, redone)
     assert reals >= 40 and 0.3 * reals <= len(pairs) <= 0.7 * reals  # about half of the reals
+
+
+def test_recompress_frac_recompresses_real_and_fake_alike_and_changes_no_other_draw(tmp_path):
+    """--recompress-frac: that share of all samples, real and fake alike, go through one more H.264 encode
+    at crf 28-42, heavier than --recompress-real-frac's 18-30; every other sample is byte for byte what it was."""
+    need_data("faces", "train", "real", "ffpp")
+    from deepfake_demo.training.augment import heavy_recompress, recompress
+    from deepfake_demo.training.config import TrainConfig
+    from deepfake_demo.training.dataset import EpochSet, load_train_data
+    base = dict(input_size=96, samples_per_epoch=120, groups_limit=8, val_frac=0.25, aug_strength=0.0,
+                cache_dir=str(tmp_path / "cache"))
+    data = load_train_data(TrainConfig(**base))
+    face = data.real_ffpp[0][0]
+    err = lambda out: float(np.abs(out.astype(float) - face).mean())  # noqa: E731
+    heavy = [err(heavy_recompress(face, np.random.default_rng(s))) for s in range(6)]
+    light = [err(recompress(face, np.random.default_rng(s))) for s in range(6)]
+    assert min(heavy) > 0 and np.mean(heavy) > np.mean(light)
+    _, changed = _changes(EpochSet(data, TrainConfig(**base), 2), EpochSet(data, TrainConfig(**base, recompress_frac=0.5), 2))
+    assert 40 <= len(changed) <= 80  # about half of 120
+    assert {y for *_, y in changed} == {0.0, 1.0}  # real and fake samples alike
 
 
 def test_mixed_mode_cuts_blends_from_both_outlines_and_other_modes_keep_theirs():

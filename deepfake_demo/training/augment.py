@@ -104,6 +104,15 @@ def recompress(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return h264(image, int(rng.integers(18, 31)))
 
 
+def heavy_recompress(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One more H.264 encode at a crf drawn from 28-42: from a typical re-upload to beyond FF++'s c40.
+    Re-encoded at crf 40, 44 % of faces/test's fakes pass the shipped pair as REAL (9 % as they are;
+    notes/logs/robustness_xception_224.json). Given to real and fake samples alike (``--recompress-frac``),
+    so that "heavily compressed" says nothing about the label and the evidence that survives it is
+    learned; the experiment: notes/experiments/2026-12-07-recompress-both/README.md."""
+    return h264(image, int(rng.integers(28, 43)))
+
+
 def augment(image: np.ndarray, rng: np.random.Generator, size: int, strength: float = 1.0) -> np.ndarray:
     """One random augmentation of a face crop, resized to (size, size, 3) uint8.
 

@@ -3,7 +3,7 @@ the member export (:func:`export_member`) and the ensemble fit (:func:`fit_ensem
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -99,7 +99,8 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
                        train_config=checkpoint["config"], **card_info)
 
 
-def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def exported_val_logits(card, cfg: TrainConfig | None = None,
+                        transform: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(validation logits, labels, groups) of an exported member (a :class:`~deepfake_demo.models.ModelCard`),
     for when its run directory is gone: the shipped fp16 weights (sha256-checked, as inference loads them)
     scored on the validation split rebuilt from the card's ``train_config`` (or on ``cfg``'s split, to score
@@ -107,7 +108,8 @@ def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarra
     the card whose size is not the one the card was validated on. Whatever split ``cfg`` names, the member
     is scored on crops cut at the size it trained and was validated on (its card's ``train_config``
     ``cache_size``; without one, at least its input size): the same faces, detected once, so a 224 px
-    member is not judged on 160 px crops blown up, nor a 160 px member on 224 px crops shrunk."""
+    member is not judged on 160 px crops blown up, nor a 160 px member on 224 px crops shrunk. ``transform``
+    (a robustness check): applied to each validation crop (RGB uint8 HWC in and out) before scoring."""
     from dataclasses import replace
 
     from ..models import build_model
@@ -132,7 +134,8 @@ def exported_val_logits(card, cfg: TrainConfig | None = None) -> tuple[np.ndarra
         raise ValueError(f"{card.name}: the rebuilt validation split ({len(y)} crops, {int(y.sum())} fake) is not "
                          f"the one its card was validated on ({val['n']}, {val.get('n_fake')})")
     model = build_model(card, "cpu")
-    return predict_logits(model, data.val_images, card.spec), y, list(data.val_groups)
+    images = data.val_images if transform is None else np.stack([transform(im) for im in data.val_images])
+    return predict_logits(model, images, card.spec), y, list(data.val_groups)
 
 
 def _checkpoint_val_logits(path: Path, cards: dict, weights_dir: Path):

@@ -102,6 +102,9 @@ class TrainConfig:
     recompress_real_frac: float = _f(0.0, "share of real samples only that first go through one more H.264 "
                                           "encode (crf 18-30), the pass FF++'s fakes had after manipulation "
                                           "and their originals did not; 0 = not used")
+    recompress_frac: float = _f(0.0, "share of samples, real and fake alike, that first go through one more "
+                                     "H.264 encode at crf 28-42 (a re-upload up to beyond FF++'s c40), so that "
+                                     "heavy compression does not hide a fake; 0 = not used")
     workers: int = 1
     threads: int = 2
     max_steps: int | None = _f(None, "stop after this many optimiser steps")

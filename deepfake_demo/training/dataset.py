@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .augment import augment, mild_soften, recompress, soften
+from .augment import augment, heavy_recompress, mild_soften, recompress, soften
 from .config import FAKE_GROUPS, REAL_GROUPS, SPLIT_SEED, TrainConfig, member_spec
 from .data import (CACHE_DIR, DFDC_GROUPS, FFHQ_GROUP, GAN_GROUPS, cache_path, dfdc_split, load_group,
                    nearest_similarity, split_train_val, synthetic_split)
@@ -316,11 +316,11 @@ class EpochSet:
 
     def _pre_steps(self):
         """What may happen to a sample before :func:`augment`, in this order: (share, RNG stream, step, reals
-        only). ``--soften-frac`` softens real and fake alike; ``--soften-real-frac`` and
-        ``--recompress-real-frac`` touch real samples only."""
+        only). ``--soften-frac`` and ``--recompress-frac`` touch real and fake alike; ``--soften-real-frac``
+        and ``--recompress-real-frac`` touch real samples only."""
         c = self.cfg
         return ((c.soften_frac, 11, soften, False), (c.soften_real_frac, 12, mild_soften, True),
-                (c.recompress_real_frac, 13, recompress, True))
+                (c.recompress_real_frac, 13, recompress, True), (c.recompress_frac, 14, heavy_recompress, False))
 
     def __getitem__(self, i: int):
         import torch

@@ -49,6 +49,9 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   (``--bootstrap``, 1,000 resamples by default; ``bootstrap_vs_first`` in the output): the gain's standard
   error and 95 % interval, for a rule to ask for a gain beyond the split's noise; ``--gain-beyond-noise`` (rules
   registered from 2026-12-07 on) asks it: the interval must lie above 0, in place of ``--margin``.
+  ``--degrade KIND:VALUE`` (rules registered from 2026-12-07 19:20 on, e.g. ``h264:40``): the same scoring with
+  every validation crop degraded first as robustness.py degrades faces/test, members and ensemble keeping the
+  temperatures and weights they carry; the output rows say ``degraded``.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 The gan rule judged the candidate pair alone, and still does.
@@ -116,11 +119,13 @@ def _criteria(rule: str, c: dict, r: dict) -> dict[str, bool]:
 RULES = ("input-size", "ffpp-selection", "soften", "soup", "gan", "auc-cross", "auc-cross-untwinned")
 
 
-def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None,
+                        transform=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(ensemble logits, labels, groups) of the weights directory ``wdir`` on ``cfg``'s validation split: each
     member's shipped weights (``exported_val_logits``) through its card's temperature, weighted as the
     ensemble card says (equal weights where it does not fit these members), over the ensemble temperature.
-    ``member_logits``, if given, receives each member's raw logits by name."""
+    ``member_logits``, if given, receives each member's raw logits by name; ``transform`` (``--degrade``) is
+    applied to every validation crop first."""
     from deepfake_demo.cards import read_cards, read_ensemble_card
     from deepfake_demo.training.calibrate import exported_val_logits
 
@@ -128,7 +133,7 @@ def ensemble_val_logits(wdir: Path, cfg, member_logits: dict | None = None) -> t
     fitted = ens is not None and ens.fits([c.name for c in cards])
     z, labels, groups = 0.0, None, None
     for c in cards:  # each member on the crops it was validated on (exported_val_logits), one split for all
-        val_logits, member_labels, member_groups = exported_val_logits(c, cfg)
+        val_logits, member_labels, member_groups = exported_val_logits(c, cfg, transform)
         if labels is not None and (not np.array_equal(labels, member_labels) or list(groups) != list(member_groups)):
             raise ValueError(f"{wdir}: {c.name} was scored on another validation split than the members before it")
         labels, groups = member_labels, member_groups
@@ -202,7 +207,7 @@ def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: 
 
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float,
               untwinned: bool = False, source_slack: float = 0.03, bootstrap: int = 0,
-              beyond_noise: bool = False) -> dict:
+              beyond_noise: bool = False, transform=None) -> dict:
     """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
     FF++ part is at most ``ffpp_slack`` below it. ``untwinned`` (``--rule auc-cross-untwinned``): they pass
@@ -211,7 +216,9 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     ``source_slack`` below the first's. ``bootstrap`` (resamples, 0 = off): each later directory also gets
     :func:`paired_bootstrap` against the first, for the figure its rule judges (reported, not part of a rule
     fixed before 2026-12-06 23:40). ``beyond_noise`` (``--gain-beyond-noise``, rules from 2026-12-07 on; needs
-    ``bootstrap``): the gain must have its bootstrap 95 % interval above 0 instead of beating ``margin``."""
+    ``bootstrap``): the gain must have its bootstrap 95 % interval above 0 instead of beating ``margin``.
+    ``transform`` (``--degrade``): every validation crop is degraded first, members and ensemble keep the
+    temperatures and weights they shipped with."""
     if beyond_noise and not bootstrap:
         raise ValueError("--gain-beyond-noise needs --bootstrap > 0")
     from deepfake_demo.cards import read_cards, read_ensemble_card
@@ -222,7 +229,7 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     results, keep, logits = {}, None, {}  # every wdir is scored on the same split (labels, groups)
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
-        z, labels, groups = ensemble_val_logits(wdir, cfg)
+        z, labels, groups = ensemble_val_logits(wdir, cfg, transform=transform)
         logits[str(wdir)] = z
         keep = untwinned_val_mask(cfg, groups, TWIN_CUT) if keep is None else keep  # one split for every wdir
         cal = calibration(labels, z, groups)
@@ -275,15 +282,28 @@ def main() -> int:
                     help="auc-cross rules: the gain must have its bootstrap 95 %% interval above 0 (in place of "
                          "--margin)")
     ap.add_argument("--out", type=Path, help="auc-cross: also write the figures here (JSON)")
+    ap.add_argument("--degrade", metavar="KIND:VALUE",
+                    help="auc-cross rules: score every validation crop degraded as robustness.py does, e.g. "
+                         "h264:40 (one more H.264 encode at crf 40, FF++'s c40) or blur:2")
     args = ap.parse_args()
     if args.rule in ("auc-cross", "auc-cross-untwinned"):
         if not args.split_from or not args.ensembles:
             ap.error(f"--rule {args.rule} needs --split-from and --ensembles")
         if args.gain_beyond_noise and not args.bootstrap:
             ap.error("--gain-beyond-noise needs --bootstrap > 0")
+        transform = None
+        if args.degrade:
+            from robustness import CONDITIONS, degrade
+            kind, _, value = args.degrade.partition(":")
+            if kind not in {k for k, _ in CONDITIONS if k != "none"} or not value.replace(".", "", 1).isdigit():
+                ap.error(f"--degrade {args.degrade}: give KIND:VALUE with KIND one of jpeg, h264, face_px, blur")
+            transform = lambda im: degrade(im, kind, float(value))  # noqa: E731
         results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack,
                             untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack,
-                            bootstrap=args.bootstrap, beyond_noise=args.gain_beyond_noise)
+                            bootstrap=args.bootstrap, beyond_noise=args.gain_beyond_noise, transform=transform)
+        if args.degrade:
+            for row in results.values():
+                row["degraded"] = args.degrade
         if args.out:
             args.out.write_text(json.dumps(results, indent=1, default=float) + "\n")
         return 0
