@@ -49,7 +49,7 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   (``--bootstrap``, 1,000 resamples by default; ``bootstrap_vs_first`` in the output): the gain's standard
   error and 95 % interval, for a rule to ask for a gain beyond the split's noise; ``--gain-beyond-noise`` (rules
   registered from 2026-12-07 on) asks it: the interval must lie above 0, in place of ``--margin``.
-  ``--degrade KIND:VALUE`` (rules registered from 2026-12-07 19:20 on, e.g. ``h264:40``): the same scoring with
+  ``--degrade KIND:VALUE`` (rules registered from 2026-12-07 19:11 on, e.g. ``h264:40``): the same scoring with
   every validation crop degraded first as robustness.py degrades faces/test, members and ensemble keeping the
   temperatures and weights they carry; the output rows say ``degraded``.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
