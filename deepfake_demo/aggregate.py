@@ -40,6 +40,7 @@ __all__ = [
     "FileDecision",
     "decide_file",
     "soft_face_warning",
+    "heavy_compression_warning",
 ]
 
 
@@ -247,17 +248,26 @@ def soft_face_warning(ids: Sequence[int]) -> str:
             f"call many real faces FAKE, so a FAKE there is weak evidence")
 
 
+def heavy_compression_warning(qp: float) -> str:
+    """The Report warning for a heavily compressed video (``qp``: :func:`~deepfake_demo.media.video_qp`)."""
+    return (f"the video is heavily compressed (H.264 quantiser {qp:.0f}; FaceForensics++'s c23 videos read 20-25): "
+            "compression erases the traces these models look for, and many known fakes re-encoded this hard "
+            "were called REAL, so this file is not called REAL; a FAKE still counts")
+
+
 def decide_file(tracks: Sequence["FaceTrack"], rule: DecisionSettings = DECISION, frames_with_face: int = 0,
-                frames_analyzed: int = 0) -> FileDecision:
+                frames_analyzed: int = 0, video_qp: float | None = None) -> FileDecision:
     """The file's verdict from its decided face tracks (:class:`~deepfake_demo.report.FaceTrack`).
 
     :func:`worst_track` among the faces of at least ``rule.decisive_face_px``
     (:func:`face_size_px`); smaller ones are named in the reason. Weak evidence can
     raise doubt but not convict: if the deciding face is REAL and a small one is
     not, the file is UNCERTAIN. Soft faces get a warning, except small ones that do
-    not decide (the reason already passes over them). Without tracks the file is
-    NO_FACE; ``frames_with_face`` of ``frames_analyzed`` frames that held a face no
-    track kept are named, since more frames might link them."""
+    not decide (the reason already passes over them). A video whose H.264 quantiser
+    ``video_qp`` is at least ``rule.heavy_compression_qp`` gets a warning, and a REAL
+    there becomes UNCERTAIN: heavy compression hides fakes, it does not make reals look
+    fake. Without tracks the file is NO_FACE; ``frames_with_face`` of ``frames_analyzed``
+    frames that held a face no track kept are named, since more frames might link them."""
     if not tracks:
         verdict, reason = decide(None)
         if frames_with_face:
@@ -281,4 +291,11 @@ def decide_file(tracks: Sequence["FaceTrack"], rule: DecisionSettings = DECISION
     # soft faces, except small ones that do not decide: they are soft by nature (upscaled background faces)
     soft = [t.id for i, t in enumerate(tracks)
             if (i == k or sizes[i] >= min_px) and t.is_soft(rule.soft_face_detail)]
-    return FileDecision(verdict, reason, k, (soft_face_warning(soft),) if soft else ())
+    warnings = (soft_face_warning(soft),) if soft else ()
+    if video_qp is not None and video_qp >= rule.heavy_compression_qp:
+        warnings += (heavy_compression_warning(video_qp),)
+        if verdict == Verdict.REAL:
+            verdict = Verdict.UNCERTAIN
+            reason += (f"; but the video is heavily compressed (H.264 quantiser {video_qp:.0f}), which hides fakes: "
+                       "not enough to call it REAL")
+    return FileDecision(verdict, reason, k, warnings)

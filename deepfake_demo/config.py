@@ -178,6 +178,12 @@ class DecisionSettings:
     # pair calls many real faces FAKE; how often it fires, as they are and blurred, is measured in
     # notes/experiments/2026-11-23-soft-face-warning/README.md.
     soft_face_detail: float = 4.2
+    # An H.264 video whose quantiser (media.video_qp) is at or above this is heavily compressed, and a REAL
+    # there becomes UNCERTAIN: compression erases the traces the members look for, and fakes pass as REAL
+    # (the shipped pair on faces/test re-encoded at crf 40: 44 % of the fakes called REAL, 9 % as they are).
+    # 33 is the median QP of the 13 shared videos re-encoded at crf 35 (crf 30: 27.6, crf 40: 38.4;
+    # notes/scripts/video_qp.py); FF++'s c23 videos read 20-25. Why: notes/app.md, "Heavy compression".
+    heavy_compression_qp: float = 33.0
 
 
 DECISION = DecisionSettings()

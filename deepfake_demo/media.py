@@ -16,7 +16,7 @@ from .config import IMAGE_EXTENSIONS, LIMITS, VIDEO_EXTENSIONS, Limits
 
 __all__ = [
     "MediaError", "Frame", "Media", "load_media", "load_image", "load_video", "array_media",
-    "to_rgb_uint8", "sample_indices", "kind_of",
+    "to_rgb_uint8", "sample_indices", "kind_of", "video_qp",
 ]
 
 
@@ -45,6 +45,8 @@ class Media:
     frame_count: int | None = None
     duration_s: float | None = None
     warnings: tuple[str, ...] = ()
+    # how hard the video stream was compressed (:func:`video_qp`); None: an image, or not H.264
+    video_qp: float | None = None
 
 
 def to_rgb_uint8(array: np.ndarray) -> np.ndarray:
@@ -258,7 +260,42 @@ def load_video(
         raise MediaError("no frame of the video could be decoded (truncated or corrupt file)")
     fh, fw = frames[0].image.shape[:2]
     return Media("video", fw, fh, tuple(frames), fps=fps, frame_count=count, duration_s=duration,
-                 warnings=warnings)
+                 warnings=warnings, video_qp=video_qp(p))
+
+
+_H264, _B_FRAME = 1, 3  # AV_VIDEO_ENC_PARAMS_H264 (the quantiser scale is H.264's, 0-51); AV_PICTURE_TYPE_B
+
+
+def video_qp(path: str | os.PathLike, max_frames: int = 16) -> float | None:
+    """How hard an H.264 stream was compressed: the median over its first ``max_frames`` I and P frames of
+    each frame's mean macroblock quantiser (QP, 0-51; each +6 halves the precision), read from the decoder
+    (PyAV, FFmpeg's ``export_side_data venc_params``). B frames are left out: encoders quantise them
+    coarser by design. About the encoder's crf plus 1-2 for x264 (``crf 23``, FF++'s c23: ~24-25).
+    None when the stream is not H.264 (other codecs' scales differ and were not measured) or cannot
+    be read so; the video is still analysed."""
+    import av  # only here: images never need it
+
+    values: list[float] = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            if stream.codec_context.name != "h264":
+                return None
+            stream.codec_context.options = {"export_side_data": "venc_params"}
+            stream.codec_context.skip_frame = "NONREF"  # frames nothing refers to are B frames: not decoded
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(container.decode(stream)):
+                if i >= 8 * max_frames or len(values) >= max_frames:
+                    break
+                params = frame.side_data.get(av.sidedata.sidedata.Type.VIDEO_ENC_PARAMS)
+                if params is None or params.codec_type != _H264 or int(frame.pict_type) == _B_FRAME:
+                    continue
+                values.append(float(np.mean(params.qp_map())))
+    except (av.FFmpegError, ValueError):  # a stream PyAV cannot walk: OpenCV already decoded what is analysed
+        return None
+    return float(np.median(values)) if values else None
 
 
 def _read_sampled(

@@ -301,12 +301,13 @@ class _Run:
         common = dict(path=self.path, kind=media.kind, frames_analyzed=len(media.frames),
                       threshold=round(rule.threshold, 4), uncertain_band=round(rule.uncertain_band, 4),
                       aggregation=rule.aggregation, width=media.width, height=media.height, fps=media.fps,
-                      duration_s=media.duration_s, warnings=media.warnings + tuple(self.det.ensemble.warnings),
+                      duration_s=media.duration_s, video_qp=media.video_qp,
+                      warnings=media.warnings + tuple(self.det.ensemble.warnings),
                       provenance=provenance, frames=media.frames)
         faces = self._score(media, tracks) if tracks else []
         t = time.perf_counter()
         decision = agg.decide_file(faces, rule, frames_with_face=sum(1 for found in per_frame if found),
-                                   frames_analyzed=len(per_frame))
+                                   frames_analyzed=len(per_frame), video_qp=media.video_qp)
         self._timed("aggregate", t)
         self.timings["total"] = time.perf_counter() - self.t0
         if decision.decider is None:

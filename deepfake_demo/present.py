@@ -291,8 +291,12 @@ HOW_TO_READ = """
   files have none and they are easily stripped, so no credentials says nothing either way. The
   signer's name is what its certificate says: no trust list is checked here.
 - **Threshold.** Lower it to catch more fakes at the price of more false alarms on real video
-  (soft faces most). Heavily compressed video hides fakes: re-encoded at the heaviest
-  FaceForensics++ setting, nearly half the fake faces come back REAL.
+  (soft faces most).
+- **Heavily compressed video.** Compression hides fakes: re-encoded at the heaviest
+  FaceForensics++ setting, nearly half the fake faces come back REAL. The app reads how hard an
+  H.264 video was compressed (its quantiser) and, past the level of a crf 35 re-encode, warns and
+  never calls the file REAL: UNCERTAIN instead. It sees only the last encode: a video squeezed
+  hard once and re-saved at high quality is not caught, and other codecs are not checked.
 - **Limits.** The models only know the kinds of fakes they were trained on (see the model card);
   new generators, heavy compression, tiny or side-on faces, and filters can fool them. They saw
   StyleGAN faces in training, not diffusion-made ones: a face made whole by another generator may

@@ -118,6 +118,7 @@ class Report:
     height: int | None = None
     fps: float | None = None
     duration_s: float | None = None
+    video_qp: float | None = None  # the video's H.264 quantiser (media.video_qp); None: an image or not H.264
     timings_s: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     # the file's content credentials (C2PA), evidence beside the verdict; None: not looked at (an array, an ERROR)
@@ -152,6 +153,7 @@ class Report:
             "height": self.height,
             "fps": _r(self.fps, 3),
             "duration_s": _r(self.duration_s, 3),
+            "video_qp": _r(self.video_qp, 2),
             "seconds": _r(self.seconds, 3),
             "timings_s": {k: _r(v, 3) for k, v in self.timings_s.items()},
             "warnings": list(self.warnings),

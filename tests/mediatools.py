@@ -40,6 +40,17 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path
     return path
 
 
+def reencode_h264(src: Path, dst: Path, crf: int, seconds: float = 2.0) -> Path:
+    """The first ``seconds`` of ``src`` re-encoded with libx264 at ``crf`` (imageio-ffmpeg's ffmpeg, default
+    preset), audio dropped: what a re-upload does to a video."""
+    import subprocess
+
+    import imageio_ffmpeg
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-t", str(seconds), "-an",
+                    "-c:v", "libx264", "-crf", str(crf), "-pix_fmt", "yuv420p", str(dst)], check=True)
+    return dst
+
+
 def huge_png(path: Path, side: int = 20000) -> Path:
     """A valid grayscale PNG of side x side (mostly zeros: small on disk)."""
     def chunk(tag: bytes, body: bytes) -> bytes:

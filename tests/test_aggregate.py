@@ -121,6 +121,20 @@ def test_soft_faces_warn_and_weaken_a_fake_but_not_when_small_and_passed_over():
     assert decide_file([_track(1, [0.95], detail=None)], RULE).warnings == ()
 
 
+def test_heavy_compression_turns_real_into_uncertain_and_warns_but_leaves_fake():
+    cut = RULE.heavy_compression_qp
+    real, fake = _track(1, [0.1]), _track(1, [0.95])
+    d = decide_file([real], RULE, video_qp=cut + 5)
+    assert d.verdict == Verdict.UNCERTAIN and "heavily compressed" in d.reason and "not enough to call it REAL" in d.reason
+    assert len(d.warnings) == 1 and "heavily compressed (H.264 quantiser" in d.warnings[0]
+    d = decide_file([fake], RULE, video_qp=cut + 5)  # compression hides fakes; it does not make a FAKE less likely
+    assert d.verdict == Verdict.FAKE and "heavily compressed" in d.warnings[0] and "compressed" not in d.reason
+    for qp in (cut - 0.5, None):  # lighter, or not measured (an image, another codec): nothing changes
+        d = decide_file([real], RULE, video_qp=qp)
+        assert d.verdict == Verdict.REAL and d.warnings == () and d.reason == real.reason
+    assert decide_file([real], RULE, video_qp=cut).verdict == Verdict.UNCERTAIN  # the cut itself is heavy
+
+
 def test_no_face_file_says_why():
     d = decide_file([], RULE)
     assert (d.verdict, d.decider) == (Verdict.NO_FACE, None) and "not a REAL" in d.reason

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepfake_demo.config import DECISION
 from mediatools import huge_png, write_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,13 @@ def test_all_shared_videos_json_contract(tiny_weights, videos):
             for fr in face["frames"]:
                 assert {"frame_index", "time_s", "box", "fake_probability"} <= set(fr) and len(fr["box"]) == 4
         assert r["fake_probability"] == max(f["fake_probability"] for f in r["faces"])
+        # every shared video is H.264; FF++'s youtube_004 is stored far harder compressed than its c23 label
+        # says (its quantiser reads about 40, the others 18-25): it alone is warned about and never called REAL
+        heavy = any("heavily compressed" in w for w in r["warnings"])
+        assert isinstance(r["video_qp"], float) and 10 < r["video_qp"] < 51
+        assert heavy == ("youtube_004" in r["path"]) == (r["video_qp"] >= DECISION.heavy_compression_qp), r["path"]
+        if heavy:
+            assert r["verdict"] != "REAL"
 
 
 def test_bad_inputs_each_get_a_reason_and_exit_2(tmp_path, tiny_weights):

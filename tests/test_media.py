@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_demo.media import MediaError, _rotation, load_image, load_media, load_video, sample_indices, to_rgb_uint8
-from mediatools import huge_png, set_mp4_rotation, write_video
+from deepfake_demo.config import DECISION
+from deepfake_demo.media import (MediaError, _rotation, load_image, load_media, load_video, sample_indices, to_rgb_uint8,
+                                 video_qp)
+from mediatools import huge_png, reencode_h264, set_mp4_rotation, write_video
 from conftest import need_data
 
 
@@ -218,3 +220,18 @@ def test_limits_refuse_with_a_message(videos):
         load_video(v, 32, Limits(max_decoded_mb=20))
     with pytest.raises(MediaError, match="at most 256 frames"):
         load_video(v, 1000)
+
+
+def test_video_qp_reads_how_hard_the_h264_stream_was_compressed(tmp_path, videos):
+    """media.video_qp: the decoder's macroblock quantiser. A re-upload at crf 20 reads as lightly compressed,
+    the same seconds at crf 42 as heavily (at or above the app's cut); a stream that is not H.264 gets None
+    (another codec's scale), and load_video carries the figure."""
+    v = next(p for p in videos if "youtube_634" in p.name)
+    light = video_qp(reencode_h264(v, tmp_path / "light.mp4", 20))
+    heavy = video_qp(reencode_h264(v, tmp_path / "heavy.mp4", 42))
+    assert light is not None and heavy is not None
+    assert light < DECISION.heavy_compression_qp <= heavy and heavy - light > 12
+    assert load_video(tmp_path / "heavy.mp4", 4).video_qp == heavy
+    frames = [f.image for f in load_video(v, 6).frames]
+    mjpg = write_video(tmp_path / "clip.avi", frames)
+    assert video_qp(mjpg) is None and load_video(mjpg, 4).video_qp is None

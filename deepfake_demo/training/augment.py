@@ -28,7 +28,7 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 def h264(image: np.ndarray, crf: int) -> np.ndarray:
     """Encode as one H.264 frame (libx264, yuv420p, constant rate factor ``crf``) and decode it again: RGB
-    uint8 in and out, same shape. Deterministic (one encoder thread). Needs PyAV (training only)."""
+    uint8 in and out, same shape. Deterministic (one encoder thread). PyAV, as media.video_qp uses."""
     from fractions import Fraction
 
     import av

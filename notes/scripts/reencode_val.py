@@ -2,7 +2,7 @@
 (notes/experiments/2026-12-07-recompress-reals/)?
 
 The validation split of ``faces/train`` that soft_val.py uses (valsplit.setup: 160 px crops) is scored as
-it is and after one H.264 encode of the crop (``augment.h264`` at crf 23, FF++'s c23, and at crf 30). For
+it is and after one H.264 encode of the crop (``augment.h264`` at crf 23, FF++'s c23, at crf 30, 35 and 40, FF++'s c40). For
 FF++ originals, UTKFace photos and the FF++ fakes (at most 250 of each, drawn with a fixed seed): the mean
 ensemble probability, the share called FAKE at the ensemble's threshold plus the app's band, and the
 mean change per crop against the crop as it is. No test crop is read.
@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 from robustness import degrade  # noqa: E402
 from valsplit import save, score, setup  # noqa: E402
 
-CONDITIONS = {"none": None, "h264 crf 23": ("h264", 23), "h264 crf 30": ("h264", 30)}
+CONDITIONS = {"none": None, "h264 crf 23": ("h264", 23), "h264 crf 30": ("h264", 30), "h264 crf 35": ("h264", 35),
+              "h264 crf 40": ("h264", 40)}  # 35 and 40 from 2026-12-07 19:15 (the heavy-compression check)
 
 
 def main() -> int:
@@ -29,6 +30,7 @@ def main() -> int:
     from deepfake_demo.training.config import FAKE_GROUPS
     args, data, y, g, ens = setup(description=__doc__)
     fake_at = ens.threshold() + DECISION.uncertain_band
+    real_below = ens.threshold() - DECISION.uncertain_band
     rng = np.random.default_rng(0)
     parts = {"ffpp_original": np.nonzero(g == "train_real_ffpp")[0], "utkface": np.nonzero(g == "train_real_utkface")[0],
              "ffpp_fake": np.nonzero(np.isin(g, FAKE_GROUPS))[0]}
@@ -44,6 +46,7 @@ def main() -> int:
                 base[part] = p
             rows[name][part] = {"n": int(len(idx)), "mean_p": round(float(p.mean()), 4),
                                 "called_FAKE": round(float((p >= fake_at).mean()), 3),
+                                "called_REAL": round(float((p < real_below).mean()), 3),
                                 "mean_change": round(float((p - base[part]).mean()), 4)}
         print(name, rows[name], flush=True)
     out = {"weights": args.weights, "fake_at": round(fake_at, 4), "conditions": rows}
