@@ -6,7 +6,10 @@ reviewer sees it in Chromium (Debian `chromium`, Python playwright; no `playwrig
 
 Clicks the labelled example in the Image tab (the labels are `present.example_label`'s), presses
 Analyse, waits for the verdict and saves the viewport scrolled to the result. Prints the verdict
-the page showed, so the caption can say it.
+the page showed, so the caption can say it. ``--video PATH`` instead uploads a video in the Video tab
+(the app's default frame count) and does the same:
+
+    .venv/bin/python notes/scripts/screenshot.py --video clip.mp4 --out runs/shot_video.png
 """
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--example", required=True, help="the example's label as the app shows it")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--example", help="the example's label as the app shows it")
+    which.add_argument("--video", type=Path, help="a video file to upload in the Video tab instead")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--weights", default=str(ROOT / "weights"))
     ap.add_argument("--width", type=int, default=1366)
@@ -42,9 +47,16 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=exe, args=ARGS)
             page = browser.new_page(viewport={"width": args.width, "height": args.height})
             page.goto(url, wait_until="load")  # not networkidle: the page keeps a heartbeat stream open (its gr.State)
-            page.get_by_text(args.example, exact=True).first.click()
-            page.wait_for_selector("#image-input img", timeout=30_000)
-            page.click("#analyze-image")
+            if args.video:
+                page.get_by_role("tab", name="Video").click()
+                page.wait_for_selector("#video-input input[type=file]", state="attached")
+                page.locator("#video-input input[type=file]").set_input_files(str(args.video))
+                page.wait_for_selector("#video-input video", timeout=30_000)
+                page.click("#analyze-video")
+            else:
+                page.get_by_text(args.example, exact=True).first.click()
+                page.wait_for_selector("#image-input img", timeout=30_000)
+                page.click("#analyze-image")
             page.wait_for_selector("#badge .verdict-badge", timeout=300_000)
             page.wait_for_timeout(1500)  # the heatmap gallery's images finish loading
             verdict = page.locator("#badge .verdict-badge .v").inner_text()
@@ -53,7 +65,7 @@ def main() -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out))
             browser.close()
-    print(f"{args.out}: {args.example} -> {verdict.strip()}")
+    print(f"{args.out}: {args.video or args.example} -> {verdict.strip()}")
     return 0
 
 
