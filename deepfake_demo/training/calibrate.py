@@ -99,8 +99,8 @@ def export_member(run_dir: str | Path, out_dir: str | Path, which: str = "best",
                        train_config=checkpoint["config"], **card_info)
 
 
-def exported_val_logits(card, cfg: TrainConfig | None = None,
-                        transform: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def exported_val_logits(card, cfg: TrainConfig | None = None, transform: Callable[[np.ndarray], np.ndarray] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(validation logits, labels, groups) of an exported member (a :class:`~deepfake_demo.models.ModelCard`),
     for when its run directory is gone: the shipped fp16 weights (sha256-checked, as inference loads them)
     scored on the validation split rebuilt from the card's ``train_config`` (or on ``cfg``'s split, to score
