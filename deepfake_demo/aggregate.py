@@ -250,7 +250,7 @@ def soft_face_warning(ids: Sequence[int]) -> str:
 
 def heavy_compression_warning(qp: float) -> str:
     """The Report warning for a heavily compressed video (``qp``: :func:`~deepfake_demo.media.video_qp`)."""
-    return (f"the video is heavily compressed (H.264 quantiser {qp:.0f}; FaceForensics++'s c23 videos read 20-25): "
+    return (f"the video is heavily compressed (H.264 quantiser {qp:.0f}; FaceForensics++'s c23 videos mostly read 20-25): "
             "compression erases the traces these models look for, and many known fakes re-encoded this hard "
             "were called REAL, so this file is not called REAL; a FAKE still counts")
 

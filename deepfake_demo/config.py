@@ -182,7 +182,8 @@ class DecisionSettings:
     # there becomes UNCERTAIN: compression erases the traces the members look for, and fakes pass as REAL
     # (the shipped pair on faces/test re-encoded at crf 40: 44 % of the fakes called REAL, 9 % as they are).
     # 33 is the median QP of the 13 shared videos re-encoded at crf 35 (crf 30: 27.6, crf 40: 38.4;
-    # notes/scripts/video_qp.py); FF++'s c23 videos read 20-25. Why: notes/app.md, "Heavy compression".
+    # notes/scripts/video_qp.py); the shared FF++ c23 videos read 20-25 as stored, but for youtube_004 (40).
+    # Why: notes/app.md, "Heavy compression".
     heavy_compression_qp: float = 33.0
 
 

@@ -2,10 +2,12 @@
 (notes/experiments/2026-12-07-recompress-reals/)?
 
 The validation split of ``faces/train`` that soft_val.py uses (valsplit.setup: 160 px crops) is scored as
-it is and after one H.264 encode of the crop (``augment.h264`` at crf 23, FF++'s c23, at crf 30, 35 and 40, FF++'s c40). For
-FF++ originals, UTKFace photos and the FF++ fakes (at most 250 of each, drawn with a fixed seed): the mean
-ensemble probability, the share called FAKE at the ensemble's threshold plus the app's band, and the
-mean change per crop against the crop as it is. No test crop is read.
+it is and after one H.264 encode of the crop (``augment.h264`` at crf 23, FF++'s c23, at crf 30, 35, and 40,
+FF++'s c40; 35 and 40 were added for the app's heavy-compression check, notes/app.md). For FF++ originals,
+UTKFace photos and the FF++ fakes (at most 250 of each, drawn with a fixed seed): the mean ensemble
+probability, the shares called FAKE and REAL (the ensemble's threshold with the app's band, as
+``aggregate.band_edges`` draws them), and the mean change per crop against the crop as it is. No test crop
+is read.
 
   .venv/bin/python notes/scripts/reencode_val.py [--weights weights] [--out notes/logs/reencode_val.json]
 """
@@ -20,17 +22,15 @@ import numpy as np  # noqa: E402
 from robustness import degrade  # noqa: E402
 from valsplit import save, score, setup  # noqa: E402
 
-CONDITIONS = {"none": None, "h264 crf 23": ("h264", 23), "h264 crf 30": ("h264", 30), "h264 crf 35": ("h264", 35),
-              "h264 crf 40": ("h264", 40)}  # 35 and 40 from 2026-12-07 19:15 (the heavy-compression check)
+CONDITIONS = {"none": None, **{f"h264 crf {crf}": ("h264", crf) for crf in (23, 30, 35, 40)}}
 
 
 def main() -> int:
-    from deepfake_demo.aggregate import ensemble_probability
+    from deepfake_demo.aggregate import band_edges, ensemble_probability
     from deepfake_demo.config import DECISION
     from deepfake_demo.training.config import FAKE_GROUPS
     args, data, y, g, ens = setup(description=__doc__)
-    fake_at = ens.threshold() + DECISION.uncertain_band
-    real_below = ens.threshold() - DECISION.uncertain_band
+    real_at, fake_at = band_edges(ens.threshold(), DECISION.uncertain_band)
     rng = np.random.default_rng(0)
     parts = {"ffpp_original": np.nonzero(g == "train_real_ffpp")[0], "utkface": np.nonzero(g == "train_real_utkface")[0],
              "ffpp_fake": np.nonzero(np.isin(g, FAKE_GROUPS))[0]}
@@ -46,7 +46,7 @@ def main() -> int:
                 base[part] = p
             rows[name][part] = {"n": int(len(idx)), "mean_p": round(float(p.mean()), 4),
                                 "called_FAKE": round(float((p >= fake_at).mean()), 3),
-                                "called_REAL": round(float((p < real_below).mean()), 3),
+                                "called_REAL": round(float((p <= real_at).mean()), 3),
                                 "mean_change": round(float((p - base[part]).mean()), 4)}
         print(name, rows[name], flush=True)
     out = {"weights": args.weights, "fake_at": round(fake_at, 4), "conditions": rows}

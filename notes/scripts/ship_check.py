@@ -294,9 +294,10 @@ def main() -> int:
         transform = None
         if args.degrade:
             from robustness import CONDITIONS, degrade
+            kinds = sorted({k for k, _ in CONDITIONS} - {"none"})
             kind, _, value = args.degrade.partition(":")
-            if kind not in {k for k, _ in CONDITIONS if k != "none"} or not value.replace(".", "", 1).isdigit():
-                ap.error(f"--degrade {args.degrade}: give KIND:VALUE with KIND one of jpeg, h264, face_px, blur")
+            if kind not in kinds or not value.replace(".", "", 1).isdigit():
+                ap.error(f"--degrade {args.degrade}: give KIND:VALUE with KIND one of {', '.join(kinds)}")
             transform = lambda im: degrade(im, kind, float(value))  # noqa: E731
         results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack,
                             untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack,
