@@ -3,7 +3,8 @@ heavy-compression check reads (``DecisionSettings.heavy_compression_qp``).
 
 Each of the 13 shared videos (``../shared/data/videos``) as it is, then its first ``--seconds`` re-encoded
 with libx264 at each crf (ffmpeg's default preset, as a re-uploader would; imageio-ffmpeg's ffmpeg), audio
-dropped. Prints per video and per crf the measured QP, then per crf the median and range over the videos.
+dropped. Prints per video and per crf the measured QP, and the seconds ``video_qp`` took on the stored file
+(what the app pays per video); then per crf the median and range over the videos.
 Only the codec is measured here: no model runs.
 
   .venv/bin/python notes/scripts/video_qp.py [--crf 23 30 35 40] [--out notes/logs/video_qp.json]
@@ -14,6 +15,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[2] / "tests")]
@@ -38,7 +40,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for v in videos:
             name = f"{v.parent.name}/{v.name}"
-            rows[name] = {"as_is": round(video_qp(v), 2)}
+            t = time.perf_counter()
+            rows[name] = {"as_is": round(video_qp(v), 2), "seconds_as_is": round(time.perf_counter() - t, 2)}
             for crf in args.crf:
                 out = Path(tmp) / f"{v.stem}_crf{crf}.mp4"
                 reencode_h264(v, out, crf, args.seconds)
@@ -50,6 +53,8 @@ def main() -> int:
         summary[key] = {"median": round(float(np.median(q)), 2), "min": round(float(q.min()), 2),
                         "max": round(float(q.max()), 2)}
         print(f"{key:>7}: median QP {summary[key]['median']:.1f} (range {summary[key]['min']:.1f}-{summary[key]['max']:.1f})")
+    took = [r["seconds_as_is"] for r in rows.values()]
+    print(f"video_qp on the stored files: {min(took):.2f}-{max(took):.2f} s per video")
     result = {"seconds": args.seconds, "videos": rows, "summary": summary}
     if args.out:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
