@@ -75,6 +75,35 @@ def test_ship_check_untwinned_rule_needs_all_three_criteria() -> None:
     assert not untwinned_passes({**cand, "ffpp_originals_fake_share": {"untwinned": 0.35}}, ref,
                                 interval=[0.001, 0.006])
 
+    # --gain-floor: non-inferior is enough; --false-alarm-margin: the guard is every validation real's share
+    worse_untwinned = {**cand, "ffpp_originals_fake_share": {"untwinned": 0.35}}
+    assert untwinned_passes({**cand, "auc_cross_untwinned": 0.852}, ref, interval=[-0.008, 0.004], floor=-0.01)
+    assert not untwinned_passes(cand, ref, interval=[-0.012, 0.004], floor=-0.01)
+    assert not untwinned_passes(worse_untwinned, ref, interval=[-0.008, 0.004], floor=-0.01)
+    flat = {"false_alarms_vs_first": {"ci95": [-0.012, 0.015]}}
+    assert untwinned_passes({**worse_untwinned, **flat}, ref, interval=[-0.008, 0.004], floor=-0.01,
+                            false_alarm_margin=0.02)
+    assert not untwinned_passes({**cand, "false_alarms_vs_first": {"ci95": [0.004, 0.031]}}, ref,
+                                interval=[-0.008, 0.004], floor=-0.01, false_alarm_margin=0.02)
+
+
+def test_ship_check_false_alarm_bootstrap_counts_every_real_at_each_pairs_edge() -> None:
+    """The false-alarm guard: only real crops count, each pair at its own FAKE edge; the same calls give a rise of
+    exactly 0; a candidate calling 10 more of 200 reals FAKE rises by 0.05 with an interval above 0."""
+    false_alarm_bootstrap = _ship_check().false_alarm_bootstrap
+    groups = ["train_real_ffpp"] * 100 + ["train_real_utkface"] * 100 + ["train_fake_Deepfakes"] * 50
+    labels = np.array([0] * 200 + [1] * 50)
+    p_ref = np.r_[np.linspace(0, 0.7, 200), np.full(50, 0.9)]  # reals at or above 0.65: 15 of 200
+    same = false_alarm_bootstrap(labels, groups, p_ref, p_ref, 0.65, 0.65, n=50)
+    assert same["n_reals"] == 200 and same["share_reference"] == same["share_candidate"] == pytest.approx(15 / 200)
+    assert same["diff"] == 0 and same["ci95"] == [0.0, 0.0]
+    assert false_alarm_bootstrap(labels, groups, p_ref, p_ref, 0.65, 0.75, n=50)["share_candidate"] == 0
+    p_cand = p_ref.copy()
+    p_cand[:10] = 0.8  # ten reals more over the edge; the fakes play no part
+    p_cand[200:] = 0.0
+    more = false_alarm_bootstrap(labels, groups, p_ref, p_cand, 0.65, 0.65, n=300)
+    assert more["diff"] == pytest.approx(0.05) and more["ci95"][0] > 0 and more["se"] > 0
+
 
 def test_results_md_is_what_index_py_writes(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"

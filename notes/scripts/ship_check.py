@@ -52,6 +52,11 @@ training.calibrate does; members are combined with equal weights, as the ensembl
   ``--degrade KIND:VALUE`` (rules registered from 2026-12-07 19:11 on, e.g. ``h264:40``): the same scoring with
   every validation crop degraded first as robustness.py degrades faces/test, members and ensemble keeping the
   temperatures and weights they carry; the output rows say ``degraded``.
+  ``--gain-floor F`` (rules from 2026-12-07 22:00 on): the gain passes if its interval's lower end is at or
+  above F (non-inferior, e.g. -0.01). With ``--bootstrap`` every later row also gets ``false_alarms_vs_first``:
+  the share of every validation real (FF++ originals, UTKFace, FFHQ, DFDC) called FAKE under the app's band,
+  both pairs, and a paired bootstrap of the rise; ``--false-alarm-margin M`` makes it the rule's false-alarm
+  guard (the interval's upper end at most M) in place of the 49 untwinned originals' share.
 For every rule but gan and auc-cross: 1. the candidate pair ships if it passes; 2. else a pair with one member swapped
 (candidate + shipped member) that passes, the higher figure of the rule if both do; 3. else nothing ships.
 The gan rule judged the candidate pair alone, and still does.
@@ -189,25 +194,59 @@ def paired_bootstrap(labels, groups, z_ref, z_cand, keep: np.ndarray | None = No
             "share_candidate_ahead": float((diffs > 0).mean()), "resamples": n}
 
 
-def _gains(figure: str, row: dict, ref: dict, margin: float, interval: list[float] | None) -> bool:
+def _gains(figure: str, row: dict, ref: dict, margin: float, interval: list[float] | None,
+           floor: float | None = None) -> bool:
     """Whether ``row``'s ``figure`` beats ``ref``'s: by more than ``margin``, or, given ``interval``
-    (``--gain-beyond-noise``: the paired bootstrap's 95 % interval of the gain), with all of it above 0."""
-    return interval[0] > 0 if interval is not None else row[figure] > ref[figure] + margin
+    (the paired bootstrap's 95 % interval of the gain), with all of it above 0 (``--gain-beyond-noise``) or,
+    given ``floor`` too (``--gain-floor``), with its lower end at or above ``floor`` (non-inferior)."""
+    if interval is None:
+        return row[figure] > ref[figure] + margin
+    return interval[0] >= floor if floor is not None else interval[0] > 0
+
+
+def false_alarm_bootstrap(labels, groups, p_ref, p_cand, fake_ref: float, fake_cand: float, n: int = 1000,
+                          seed: int = 0) -> dict:
+    """``--false-alarm-margin``: the share of every real validation crop called FAKE (probability at or above
+    each pair's FAKE edge, ``fake_ref`` / ``fake_cand``: the app's band) by the reference and by the
+    candidate, and a paired bootstrap of the candidate's share minus the reference's: ``n`` resamples of the
+    real crops, drawn with replacement within each group. Returns both shares, the point difference, its
+    standard error and 95 % interval, and the number of real crops."""
+    y, g = np.asarray(labels), np.asarray(groups)
+    real = y == 0
+    a = np.asarray(p_ref, np.float64)[real] >= fake_ref
+    b = np.asarray(p_cand, np.float64)[real] >= fake_cand
+    g = g[real]
+    rng = np.random.default_rng(seed)
+    members = [np.nonzero(g == name)[0] for name in dict.fromkeys(g)]
+    diffs = np.empty(n)
+    for i in range(n):
+        idx = np.concatenate([rng.choice(m, len(m)) for m in members])
+        diffs[i] = b[idx].mean() - a[idx].mean()
+    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    return {"share_reference": float(a.mean()), "share_candidate": float(b.mean()),
+            "diff": float(b.mean() - a.mean()), "se": float(diffs.std(ddof=1)), "ci95": [float(lo), float(hi)],
+            "n_reals": int(real.sum()), "resamples": n}
 
 
 def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03,
-                     interval: list[float] | None = None) -> bool:
+                     interval: list[float] | None = None, floor: float | None = None,
+                     false_alarm_margin: float | None = None) -> bool:
     """``--rule auc-cross-untwinned`` on two rows of :func:`auc_cross`: the candidate ``row`` against ``ref``
-    (``interval``: see :func:`_gains`)."""
+    (``interval``, ``floor``: see :func:`_gains`). ``false_alarm_margin`` (``--false-alarm-margin``): the
+    false-alarm guard is the upper end of ``row["false_alarms_vs_first"]``'s 95 % interval (every validation
+    real, :func:`false_alarm_bootstrap`) at most this, in place of no larger share of the 49 untwinned FF++
+    originals called FAKE."""
     share = "ffpp_originals_fake_share"
-    return bool(_gains("auc_cross_untwinned", row, ref, margin, interval)
-                and row[share]["untwinned"] <= ref[share]["untwinned"]
+    guard = (row["false_alarms_vs_first"]["ci95"][1] <= false_alarm_margin if false_alarm_margin is not None
+             else row[share]["untwinned"] <= ref[share]["untwinned"])
+    return bool(_gains("auc_cross_untwinned", row, ref, margin, interval, floor) and guard
                 and all(row["auc_by_source"][s] >= ref["auc_by_source"][s] - source_slack for s in ("dfdc", "gan")))
 
 
 def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack: float,
               untwinned: bool = False, source_slack: float = 0.03, bootstrap: int = 0,
-              beyond_noise: bool = False, transform=None) -> dict:
+              beyond_noise: bool = False, transform=None, gain_floor: float | None = None,
+              false_alarm_margin: float | None = None) -> dict:
     """``--rule auc-cross``: each weights directory's ensemble on ``split_from``'s validation split; the
     directories after the first pass if their auc_cross beats the first's by more than ``margin`` and their
     FF++ part is at most ``ffpp_slack`` below it. ``untwinned`` (``--rule auc-cross-untwinned``): they pass
@@ -218,19 +257,28 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     fixed before 2026-12-06 23:40). ``beyond_noise`` (``--gain-beyond-noise``, rules from 2026-12-07 on; needs
     ``bootstrap``): the gain must have its bootstrap 95 % interval above 0 instead of beating ``margin``.
     ``transform`` (``--degrade``): every validation crop is degraded first, members and ensemble keep the
-    temperatures and weights they shipped with."""
-    if beyond_noise and not bootstrap:
-        raise ValueError("--gain-beyond-noise needs --bootstrap > 0")
+    temperatures and weights they shipped with. ``gain_floor`` (``--gain-floor``, needs ``bootstrap``): the
+    gain's interval needs only its lower end at or above this (non-inferior). ``false_alarm_margin``
+    (``--false-alarm-margin``, auc-cross-untwinned; needs ``bootstrap``): the false-alarm guard is
+    :func:`false_alarm_bootstrap` over every validation real, its interval's upper end at most this."""
+    if (beyond_noise or gain_floor is not None or false_alarm_margin is not None) and not bootstrap:
+        raise ValueError("--gain-beyond-noise, --gain-floor and --false-alarm-margin need --bootstrap > 0")
     from deepfake_demo.cards import read_cards, read_ensemble_card
     from deepfake_demo.training.calibrate import calibration
     from deepfake_demo.training.config import TrainConfig
 
     cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    results, keep, logits = {}, None, {}  # every wdir is scored on the same split (labels, groups)
+    from deepfake_demo.aggregate import band_edges
+    from deepfake_demo.config import DECISION
+    from deepfake_demo.training.metrics import sigmoid
+
+    results, keep, logits, fake_edge = {}, None, {}, {}  # every wdir is scored on the same split (labels, groups)
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
         z, labels, groups = ensemble_val_logits(wdir, cfg, transform=transform)
         logits[str(wdir)] = z
+        fake_edge[str(wdir)] = band_edges(float(ens.threshold) if ens is not None else 0.5,
+                                          DECISION.uncertain_band)[1]
         keep = untwinned_val_mask(cfg, groups, TWIN_CUT) if keep is None else keep  # one split for every wdir
         cal = calibration(labels, z, groups)
         results[str(wdir)] = {"members": [c.name for c in cards],
@@ -249,16 +297,27 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
                 "figure": "auc_cross_untwinned" if untwinned else "auc_cross",
                 **paired_bootstrap(labels, groups, logits[str(ensembles[0])], logits[name],
                                    keep if untwinned else None, bootstrap)}
-        interval = row["bootstrap_vs_first"]["ci95"] if beyond_noise else None
+        if bootstrap:  # every validation real called FAKE, candidate minus first (reported; a rule with
+            # --false-alarm-margin judges it)
+            first = str(ensembles[0])
+            row["false_alarms_vs_first"] = false_alarm_bootstrap(
+                labels, groups, sigmoid(logits[first]), sigmoid(logits[name]),
+                fake_edge[first], fake_edge[name], bootstrap)
+        interval = row["bootstrap_vs_first"]["ci95"] if (beyond_noise or gain_floor is not None) else None
         if untwinned:
-            row["passes"] = untwinned_passes(row, ref, margin, source_slack, interval)
+            row["passes"] = untwinned_passes(row, ref, margin, source_slack, interval, gain_floor, false_alarm_margin)
             row["rule"] = "auc-cross-untwinned"
         else:
-            row["passes"] = bool(_gains("auc_cross", row, ref, margin, interval)
+            row["passes"] = bool(_gains("auc_cross", row, ref, margin, interval, gain_floor)
                                  and row["auc_ffpp"] >= ref["auc_ffpp"] - ffpp_slack)
             row["rule"] = "auc-cross"
-        if beyond_noise:
+        if gain_floor is not None:
+            row["rule"] += f" (non-inferior: bootstrap 95 % interval of the gain from {gain_floor:+g} up)"
+        elif beyond_noise:
             row["rule"] += " (gain beyond noise: bootstrap 95 % interval above 0)"
+        if untwinned and false_alarm_margin is not None:
+            row["rule"] += (f" (false alarms: every validation real called FAKE, bootstrap 95 % interval of the "
+                            f"rise at most {false_alarm_margin:g})")
     return results
 
 
@@ -281,6 +340,14 @@ def main() -> int:
     ap.add_argument("--gain-beyond-noise", action="store_true",
                     help="auc-cross rules: the gain must have its bootstrap 95 %% interval above 0 (in place of "
                          "--margin)")
+    ap.add_argument("--gain-floor", type=float,
+                    help="auc-cross rules: the gain needs only its bootstrap 95 %% interval's lower end at or above "
+                         "this (non-inferiority, e.g. -0.01; in place of --margin and --gain-beyond-noise)")
+    ap.add_argument("--false-alarm-margin", type=float,
+                    help="auc-cross-untwinned: the false-alarm guard counts every validation real called FAKE "
+                         "(the app's band); the bootstrap 95 %% interval of the candidate's share minus the "
+                         "first's must end at or below this (e.g. 0.02), in place of no larger share of the "
+                         "untwinned FF++ originals")
     ap.add_argument("--out", type=Path, help="auc-cross: also write the figures here (JSON)")
     ap.add_argument("--degrade", metavar="KIND:VALUE",
                     help="auc-cross rules: score every validation crop degraded as robustness.py does, e.g. "
@@ -289,8 +356,11 @@ def main() -> int:
     if args.rule in ("auc-cross", "auc-cross-untwinned"):
         if not args.split_from or not args.ensembles:
             ap.error(f"--rule {args.rule} needs --split-from and --ensembles")
-        if args.gain_beyond_noise and not args.bootstrap:
-            ap.error("--gain-beyond-noise needs --bootstrap > 0")
+        if (args.gain_beyond_noise or args.gain_floor is not None or args.false_alarm_margin is not None) \
+                and not args.bootstrap:
+            ap.error("--gain-beyond-noise, --gain-floor and --false-alarm-margin need --bootstrap > 0")
+        if args.gain_beyond_noise and args.gain_floor is not None:
+            ap.error("give --gain-beyond-noise or --gain-floor, not both")
         transform = None
         if args.degrade:
             from robustness import CONDITIONS, degrade
@@ -301,7 +371,8 @@ def main() -> int:
             transform = lambda im: degrade(im, kind, float(value))  # noqa: E731
         results = auc_cross(args.split_from, args.ensembles, args.margin, args.ffpp_slack,
                             untwinned=args.rule == "auc-cross-untwinned", source_slack=args.source_slack,
-                            bootstrap=args.bootstrap, beyond_noise=args.gain_beyond_noise, transform=transform)
+                            bootstrap=args.bootstrap, beyond_noise=args.gain_beyond_noise, transform=transform,
+                            gain_floor=args.gain_floor, false_alarm_margin=args.false_alarm_margin)
         if args.degrade:
             for row in results.values():
                 row["degraded"] = args.degrade
