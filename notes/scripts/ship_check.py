@@ -183,15 +183,25 @@ def paired_bootstrap(labels, groups, z_ref, z_cand, keep: np.ndarray | None = No
     if keep is not None:  # resample the kept crops only
         y, g, a, b = y[keep], g[keep], a[keep], b[keep]
     point = cross_val_auc(y, g, b) - cross_val_auc(y, g, a)
+    diffs = np.array([cross_val_auc(y[idx], g[idx], b[idx]) - cross_val_auc(y[idx], g[idx], a[idx])
+                      for idx in _resamples(g, n, seed)])
+    return {"diff": float(point), **_spread(diffs), "share_candidate_ahead": float((diffs > 0).mean()),
+            "resamples": n}
+
+
+def _resamples(groups: np.ndarray, n: int, seed: int):
+    """``n`` bootstrap index arrays over ``groups``, each drawn with replacement within every group (so every
+    source keeps its size), from one seeded generator: the draws both bootstraps of this script share."""
     rng = np.random.default_rng(seed)
-    members = [np.nonzero(g == name)[0] for name in dict.fromkeys(g)]
-    diffs = np.empty(n)
-    for i in range(n):
-        idx = np.concatenate([rng.choice(m, len(m)) for m in members])
-        diffs[i] = cross_val_auc(y[idx], g[idx], b[idx]) - cross_val_auc(y[idx], g[idx], a[idx])
+    members = [np.nonzero(groups == name)[0] for name in dict.fromkeys(groups)]
+    for _ in range(n):
+        yield np.concatenate([rng.choice(m, len(m)) for m in members])
+
+
+def _spread(diffs: np.ndarray) -> dict:
+    """The resampled differences' standard error and 95 % interval."""
     lo, hi = np.quantile(diffs, [0.025, 0.975])
-    return {"diff": float(point), "se": float(diffs.std(ddof=1)), "ci95": [float(lo), float(hi)],
-            "share_candidate_ahead": float((diffs > 0).mean()), "resamples": n}
+    return {"se": float(diffs.std(ddof=1)), "ci95": [float(lo), float(hi)]}
 
 
 def _gains(figure: str, row: dict, ref: dict, margin: float, interval: list[float] | None,
@@ -215,17 +225,9 @@ def false_alarm_bootstrap(labels, groups, p_ref, p_cand, fake_ref: float, fake_c
     real = y == 0
     a = np.asarray(p_ref, np.float64)[real] >= fake_ref
     b = np.asarray(p_cand, np.float64)[real] >= fake_cand
-    g = g[real]
-    rng = np.random.default_rng(seed)
-    members = [np.nonzero(g == name)[0] for name in dict.fromkeys(g)]
-    diffs = np.empty(n)
-    for i in range(n):
-        idx = np.concatenate([rng.choice(m, len(m)) for m in members])
-        diffs[i] = b[idx].mean() - a[idx].mean()
-    lo, hi = np.quantile(diffs, [0.025, 0.975])
+    diffs = np.array([b[idx].mean() - a[idx].mean() for idx in _resamples(g[real], n, seed)])
     return {"share_reference": float(a.mean()), "share_candidate": float(b.mean()),
-            "diff": float(b.mean() - a.mean()), "se": float(diffs.std(ddof=1)), "ci95": [float(lo), float(hi)],
-            "n_reals": int(real.sum()), "resamples": n}
+            "diff": float(b.mean() - a.mean()), **_spread(diffs), "n_reals": int(real.sum()), "resamples": n}
 
 
 def untwinned_passes(row: dict, ref: dict, margin: float = 0.005, source_slack: float = 0.03,
@@ -263,15 +265,14 @@ def auc_cross(split_from: Path, ensembles: list[Path], margin: float, ffpp_slack
     :func:`false_alarm_bootstrap` over every validation real, its interval's upper end at most this."""
     if (beyond_noise or gain_floor is not None or false_alarm_margin is not None) and not bootstrap:
         raise ValueError("--gain-beyond-noise, --gain-floor and --false-alarm-margin need --bootstrap > 0")
+    from deepfake_demo.aggregate import band_edges
     from deepfake_demo.cards import read_cards, read_ensemble_card
+    from deepfake_demo.config import DECISION
     from deepfake_demo.training.calibrate import calibration
     from deepfake_demo.training.config import TrainConfig
-
-    cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
-    from deepfake_demo.aggregate import band_edges
-    from deepfake_demo.config import DECISION
     from deepfake_demo.training.metrics import sigmoid
 
+    cfg = TrainConfig.from_dict(json.loads((split_from / "config.json").read_text()))
     results, keep, logits, fake_edge = {}, None, {}, {}  # every wdir is scored on the same split (labels, groups)
     for wdir in ensembles:
         cards, ens = read_cards(wdir), read_ensemble_card(wdir)
@@ -361,6 +362,8 @@ def main() -> int:
             ap.error("--gain-beyond-noise, --gain-floor and --false-alarm-margin need --bootstrap > 0")
         if args.gain_beyond_noise and args.gain_floor is not None:
             ap.error("give --gain-beyond-noise or --gain-floor, not both")
+        if args.false_alarm_margin is not None and args.rule != "auc-cross-untwinned":
+            ap.error("--false-alarm-margin is a guard of --rule auc-cross-untwinned")
         transform = None
         if args.degrade:
             from robustness import CONDITIONS, degrade
